@@ -1,0 +1,293 @@
+//! Why a webhook request was rejected, and the HTTP status policy every adapter shares.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::SIGNATURE_HEADER;
+
+/// Why a webhook request was rejected.
+///
+/// Each reason knows its HTTP status ([`Error::status`]) and its response body
+/// ([`Error::json_body`]): the axum and actix-web adapters answer with exactly
+/// these, so every framework follows one policy:
+///
+/// | reason | status |
+/// |---|---|
+/// | [`MissingSignature`](Error::MissingSignature), [`MalformedSignature`](Error::MalformedSignature), [`SignatureMismatch`](Error::SignatureMismatch) | 401 Unauthorized |
+/// | [`BodyTooLarge`](Error::BodyTooLarge) | 413 Payload Too Large |
+/// | [`InvalidPayload`](Error::InvalidPayload), [`ReadBody`](Error::ReadBody) | 400 Bad Request |
+///
+/// [`Display`](fmt::Display) says what is wrong and what to check. It never shows
+/// the secret, the expected signature or anything from the body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request has no `x-chatbase-signature` header.
+    #[error(
+        "missing `{SIGNATURE_HEADER}` header: the request is not signed; check that it \
+         comes from Chatbase and that no proxy strips the header"
+    )]
+    MissingSignature,
+    /// The `x-chatbase-signature` header is not 40 hex digits.
+    #[error(transparent)]
+    MalformedSignature(MalformedSignature),
+    /// The signature does not match the body under any configured secret.
+    #[error(
+        "signature mismatch: `{SIGNATURE_HEADER}` does not match the body under any \
+         configured secret; check that the secret is the one in the chatbot's webhook \
+         settings and that nothing re-encodes the body before verification"
+    )]
+    SignatureMismatch,
+    /// The body is larger than the verifier's limit.
+    #[error(
+        "request body is larger than the limit of {limit} bytes; if Chatbase sends \
+         events this large, raise the limit with `Verifier::with_body_limit`"
+    )]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The body could not be read: the client aborted, stalled or sent a malformed
+    /// stream.
+    #[error(
+        "could not read the request body: the client aborted, was too slow, or sent a \
+         malformed stream"
+    )]
+    ReadBody(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The body is correctly signed but is not a Chatbase event.
+    #[error(transparent)]
+    InvalidPayload(InvalidPayload),
+}
+
+impl Error {
+    /// An [`Error::ReadBody`] from whatever the framework's body stream failed with.
+    pub fn read_body(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::ReadBody(source.into())
+    }
+
+    /// The HTTP status to answer with: 401 for a missing, malformed or mismatched
+    /// signature, 413 for a body over the limit, 400 for a body that could not be
+    /// read or is not a Chatbase event.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::MissingSignature | Self::MalformedSignature(_) | Self::SignatureMismatch => 401,
+            Self::BodyTooLarge { .. } => 413,
+            Self::ReadBody(_) | Self::InvalidPayload(_) => 400,
+        }
+    }
+
+    /// The response body to answer with: `{"message": "<Display>"}`, to be sent
+    /// with `content-type: application/json`.
+    ///
+    /// ```
+    /// # use chatbase_core::Error;
+    /// let body = Error::MissingSignature.json_body();
+    /// assert!(body.starts_with(r#"{"message":"missing `x-chatbase-signature` header"#));
+    /// ```
+    pub fn json_body(&self) -> String {
+        #[derive(Serialize)]
+        struct Body {
+            message: String,
+        }
+        let body = Body {
+            message: self.to_string(),
+        };
+        // Serializing a struct with one string field cannot fail.
+        serde_json::to_string(&body).unwrap_or_else(|_| String::from(r#"{"message":"rejected"}"#))
+    }
+
+    /// Logs the rejection at `WARN` through `tracing`: the status and the reason,
+    /// never the secret, the signature or anything from the body.
+    ///
+    /// The adapters call this once for every request they reject.
+    pub fn log(&self) {
+        tracing::warn!(status = self.status(), reason = %self, "rejected a Chatbase webhook");
+    }
+}
+
+/// The `x-chatbase-signature` header is not exactly 40 hex digits.
+///
+/// Its `Display` says what it looks like instead, e.g. "looks like SHA-256".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedSignature {
+    len: usize,
+    all_hex: bool,
+}
+
+impl MalformedSignature {
+    pub(crate) fn of(value: &[u8]) -> Self {
+        Self {
+            len: value.len(),
+            all_hex: value.iter().all(u8::is_ascii_hexdigit),
+        }
+    }
+
+    /// The header value's length in bytes.
+    pub fn header_len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the value is 64 hex digits: a SHA-256 signature, not Chatbase's.
+    pub fn looks_like_sha256(&self) -> bool {
+        self.all_hex && self.len == 64
+    }
+}
+
+impl fmt::Display for MalformedSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed `{SIGNATURE_HEADER}` header: ")?;
+        if self.len == 0 {
+            f.write_str("it is empty")?;
+        } else if self.looks_like_sha256() {
+            f.write_str(
+                "it is 64 hex digits, which looks like SHA-256; Chatbase signs with HMAC-SHA1",
+            )?;
+        } else if self.all_hex {
+            write!(f, "it is {} hex digits", self.len)?;
+        } else {
+            f.write_str("it is not hex")?;
+        }
+        f.write_str(" (expected exactly 40 hex digits, the HMAC-SHA1 of the raw body)")
+    }
+}
+
+impl std::error::Error for MalformedSignature {}
+
+/// A correctly signed body that is not a Chatbase event.
+///
+/// `Display` says what is wrong and where (line and column) but never quotes the
+/// body; [`source`](std::error::Error::source) keeps `serde_json`'s error, whose
+/// message may quote values from the body (customer data): don't log it.
+#[derive(Debug)]
+pub struct InvalidPayload {
+    kind: PayloadErrorKind,
+    source: Option<serde_json::Error>,
+}
+
+/// What is wrong with a signed body that is not a Chatbase event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayloadErrorKind {
+    /// The body is empty or only whitespace.
+    Empty,
+    /// The body is not UTF-8.
+    NotUtf8,
+    /// The body is not JSON.
+    NotJson,
+    /// The body is JSON but not an object.
+    NotAnObject,
+    /// The object has no `eventType` string.
+    NoEventType,
+    /// A field has a type Chatbase events do not have (a number where a string
+    /// belongs, a `payload` that is not an object, a duplicated key...).
+    UnexpectedShape,
+}
+
+impl InvalidPayload {
+    pub(crate) fn new(kind: PayloadErrorKind, source: Option<serde_json::Error>) -> Self {
+        Self { kind, source }
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> PayloadErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for InvalidPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the body is signed but is not a Chatbase event: ")?;
+        f.write_str(match self.kind {
+            PayloadErrorKind::Empty => "it is empty",
+            PayloadErrorKind::NotUtf8 => "it is not UTF-8",
+            PayloadErrorKind::NotJson => "it is not valid JSON",
+            PayloadErrorKind::NotAnObject => "it is JSON but not an object",
+            PayloadErrorKind::NoEventType => "the object has no `eventType` string",
+            PayloadErrorKind::UnexpectedShape => {
+                "a field has an unexpected type (`eventType` and `chatbotId` are strings, \
+                 `payload` an object whose `leads.submit` fields are strings or null)"
+            }
+        })?;
+        match &self.source {
+            Some(source) if source.line() > 0 => {
+                write!(f, " at line {}, column {}", source.line(), source.column())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for InvalidPayload {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_policy() {
+        assert_eq!(Error::MissingSignature.status(), 401);
+        assert_eq!(
+            Error::MalformedSignature(MalformedSignature::of(b"xyz")).status(),
+            401
+        );
+        assert_eq!(Error::SignatureMismatch.status(), 401);
+        assert_eq!(Error::BodyTooLarge { limit: 10 }.status(), 413);
+        assert_eq!(Error::read_body("connection reset").status(), 400);
+        let invalid = InvalidPayload::new(PayloadErrorKind::NotJson, None);
+        assert_eq!(Error::InvalidPayload(invalid).status(), 400);
+    }
+
+    #[test]
+    fn malformed_messages_say_what_the_header_looks_like() {
+        let sha256 = MalformedSignature::of("ab".repeat(32).as_bytes());
+        assert!(sha256.looks_like_sha256());
+        let message = sha256.to_string();
+        assert!(message.contains("looks like SHA-256"), "{message}");
+        assert!(message.contains("HMAC-SHA1"), "{message}");
+
+        let short = MalformedSignature::of(&[b'a'; 39]);
+        assert!(!short.looks_like_sha256());
+        assert_eq!(short.header_len(), 39);
+        assert!(short.to_string().contains("39 hex digits"));
+
+        assert!(MalformedSignature::of(b"").to_string().contains("empty"));
+        assert!(
+            MalformedSignature::of(b"sha1=zz")
+                .to_string()
+                .contains("not hex")
+        );
+    }
+
+    #[test]
+    fn malformed_message_does_not_echo_the_header() {
+        let message = MalformedSignature::of(b"<script>").to_string();
+        assert!(!message.contains("<script>"), "{message}");
+    }
+
+    #[test]
+    fn json_body_is_the_display_under_message() {
+        let error = Error::BodyTooLarge { limit: 1024 };
+        let body: serde_json::Value = serde_json::from_str(&error.json_body()).unwrap();
+        assert_eq!(body, serde_json::json!({ "message": error.to_string() }));
+    }
+
+    #[test]
+    fn invalid_payload_keeps_serde_detail_as_source_only() {
+        let serde_error = serde_json::from_str::<String>(r#"5551234"#).unwrap_err();
+        let detail = serde_error.to_string();
+        assert!(detail.contains("5551234"), "{detail}");
+        let error = Error::InvalidPayload(InvalidPayload::new(
+            PayloadErrorKind::UnexpectedShape,
+            Some(serde_error),
+        ));
+        assert!(!error.to_string().contains("5551234"), "{error}");
+        assert!(error.to_string().contains("line 1, column 7"), "{error}");
+        let source = std::error::Error::source(&error).unwrap();
+        assert!(source.to_string().contains("5551234"));
+    }
+}
