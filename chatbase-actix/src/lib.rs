@@ -1,1 +1,27 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `test-util` | no | [`testing`]: sign bodies and build verified events in your own tests (chatbase-core's `test-util`) |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod extract;
+mod method;
+mod middleware;
+
+pub use error::ChatbaseError;
+pub use extract::ChatbaseEvent;
+pub use method::method_not_allowed;
+pub use middleware::{VerifyChatbase, VerifyChatbaseMiddleware};
+
+pub use chatbase_core::{
+    self, DEFAULT_BODY_LIMIT, Error, Event, Lead, SIGNATURE_HEADER, Secret, SecretError,
+    UnknownEvent, Verifier,
+};
+
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub use chatbase_core::testing;

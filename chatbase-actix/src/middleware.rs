@@ -1,0 +1,213 @@
+//! [`VerifyChatbase`]: a middleware that lets only verified Chatbase webhooks
+//! through to the App, Scope or Resource it wraps.
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{
+    Extensions, Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready,
+};
+use actix_web::web::{Data, JsonConfig, PayloadConfig};
+use actix_web::{Error, HttpMessage};
+use chatbase_core::Verifier;
+use futures_util::future::LocalBoxFuture;
+
+use crate::ChatbaseError;
+use crate::extract::{self, Verified};
+
+/// Middleware that lets only verified Chatbase webhooks through: wrap an `App`,
+/// a `Scope` or a `Resource` with it.
+///
+/// For every request in its scope, whatever the method, it checks the
+/// `x-chatbase-signature` header, reads the body up to the [`Verifier`]'s limit,
+/// verifies it and parses it, all through [`chatbase_core`]. A request that fails
+/// is answered with the [`ChatbaseError`] (401, 413 or 400, JSON body), logged once,
+/// and never reaches the services inside. A request that passes goes on with:
+///
+/// - its body given back, byte for byte, so `web::Bytes`, `String`, `web::Json<T>`
+///   and `web::Payload` read it as if nothing had happened;
+/// - the verified event in the request extensions, so a
+///   [`ChatbaseEvent`](crate::ChatbaseEvent) argument takes it as is, without
+///   hashing or parsing again and without a verifier in app data;
+/// - actix-web's body limits raised to the verifier's: if no [`PayloadConfig`] or
+///   [`JsonConfig`] is registered for the request, it registers one whose limit is
+///   [`Verifier::body_limit`], so a signed body the verifier accepted is not
+///   refused with a 413 by `web::Bytes` (256 KiB by default) or `web::Json`
+///   (2 MiB by default). One you register yourself is left as it is.
+///
+/// # Example
+///
+/// ```
+/// use actix_web::{App, HttpResponse, test, web};
+/// use chatbase_actix::{Secret, VerifyChatbase, Verifier};
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct Envelope {
+///     event_type: String,
+/// }
+///
+/// async fn handler(body: web::Json<Envelope>) -> HttpResponse {
+///     // Only reached by correctly signed requests.
+///     HttpResponse::Ok().body(body.event_type.clone())
+/// }
+///
+/// # actix_web::rt::System::new().block_on(async {
+/// let verifier = Verifier::new(Secret::new("secret-from-the-chatbase-dashboard")?);
+/// let app = test::init_service(
+///     App::new().service(
+///         web::scope("/chatbase")
+///             .wrap(VerifyChatbase::new(verifier))
+///             .route("/webhook", web::post().to(handler)),
+///     ),
+/// )
+/// .await;
+///
+/// let request = test::TestRequest::post()
+///     .uri("/chatbase/webhook")
+///     .insert_header(("x-chatbase-signature", "0".repeat(40)))
+///     .set_json(serde_json::json!({ "eventType": "leads.submit" }))
+///     .to_request();
+/// assert_eq!(test::call_service(&app, request).await.status(), 401);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerifyChatbase {
+    verifier: Verifier,
+}
+
+impl VerifyChatbase {
+    /// A middleware verifying with `verifier`: its secrets and its body limit.
+    pub fn new(verifier: Verifier) -> Self {
+        Self { verifier }
+    }
+
+    /// The verifier it checks requests with.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for VerifyChatbase
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = VerifyChatbaseMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(VerifyChatbaseMiddleware {
+            service: Rc::new(service),
+            verifier: self.verifier.clone(),
+            limits: Rc::new(Limits::new(self.verifier.body_limit())),
+        }))
+    }
+}
+
+/// The service [`VerifyChatbase`] wraps around the inner one. Built by actix-web.
+pub struct VerifyChatbaseMiddleware<S> {
+    service: Rc<S>,
+    verifier: Verifier,
+    limits: Rc<Limits>,
+}
+
+impl<S> std::fmt::Debug for VerifyChatbaseMiddleware<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyChatbaseMiddleware")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for VerifyChatbaseMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let signature = match extract::check_head(&self.verifier, req.headers()) {
+            Ok(signature) => signature,
+            Err(error) => return Box::pin(ready(Ok(reject(req, error)))),
+        };
+        let service = Rc::clone(&self.service);
+        let verifier = self.verifier.clone();
+        let limits = Rc::clone(&self.limits);
+        let payload = req.take_payload();
+        Box::pin(async move {
+            let event = match extract::read_and_verify(&verifier, &signature, payload).await {
+                Ok(event) => event,
+                Err(error) => return Ok(reject(req, error)),
+            };
+            let body = event.raw_body().clone();
+            req.extensions_mut().insert(Verified(event));
+            req.set_payload(Payload::from(body));
+            limits.register_missing(&mut req);
+            service.call(req).await.map(ServiceResponse::map_into_left_body)
+        })
+    }
+}
+
+/// Logs a rejection once and answers it, without calling the inner service.
+fn reject<B>(req: ServiceRequest, error: chatbase_core::Error) -> ServiceResponse<EitherBody<B>> {
+    let error = ChatbaseError::Rejected(error);
+    error.log();
+    req.error_response(error).map_into_right_body()
+}
+
+/// actix-web's body-extractor configurations sized to the verifier's limit, ready
+/// to be added to a request that has none of its own.
+struct Limits {
+    payload_and_json: Rc<Extensions>,
+    payload: Rc<Extensions>,
+    json: Rc<Extensions>,
+}
+
+impl Limits {
+    fn new(limit: usize) -> Self {
+        let container = |payload: bool, json: bool| {
+            let mut extensions = Extensions::new();
+            if payload {
+                extensions.insert(PayloadConfig::new(limit));
+            }
+            if json {
+                extensions.insert(JsonConfig::default().limit(limit));
+            }
+            Rc::new(extensions)
+        };
+        Self {
+            payload_and_json: container(true, true),
+            payload: container(true, false),
+            json: container(false, true),
+        }
+    }
+
+    /// Adds the configurations the request does not have yet, looked up as the
+    /// `web::Bytes` and `web::Json` extractors look them up. App data registered
+    /// further in (on a Scope or Resource inside this middleware) is added after
+    /// this and still takes precedence.
+    fn register_missing(&self, req: &mut ServiceRequest) {
+        let has_payload = req.app_data::<PayloadConfig>().is_some()
+            || req.app_data::<Data<PayloadConfig>>().is_some();
+        let has_json = req.app_data::<JsonConfig>().is_some()
+            || req.app_data::<Data<JsonConfig>>().is_some();
+        let container = match (has_payload, has_json) {
+            (false, false) => &self.payload_and_json,
+            (false, true) => &self.payload,
+            (true, false) => &self.json,
+            (true, true) => return,
+        };
+        req.add_data_container(Rc::clone(container));
+    }
+}
