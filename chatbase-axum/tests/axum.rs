@@ -1,0 +1,1 @@
+//! End-to-end tests of the extractor and the layer (being written).
