@@ -142,7 +142,6 @@ impl ResponseError for ChatbaseError {
 #[cfg(test)]
 mod tests {
     use actix_web::body::MessageBody;
-    use bytes::Bytes;
     use chatbase_core::testing;
 
     use super::*;
@@ -150,7 +149,10 @@ mod tests {
     fn body_of(error: &ChatbaseError) -> serde_json::Value {
         let response = error.error_response();
         assert_eq!(response.status(), error.status_code());
-        assert_eq!(response.headers().get("content-type").unwrap(), "application/json");
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/json"
+        );
         let bytes = response.into_body().try_into_bytes().unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
@@ -186,7 +188,10 @@ mod tests {
         assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(error.rejection().is_none());
         let shown = error.to_string();
-        assert!(shown.contains("app_data(web::Data::new(verifier))"), "{shown}");
+        assert!(
+            shown.contains("app_data(web::Data::new(verifier))"),
+            "{shown}"
+        );
         assert!(shown.contains("VerifyChatbase::new(verifier)"), "{shown}");
         // The client learns that the server is at fault, not how it is set up.
         let body = body_of(&error);
@@ -205,7 +210,7 @@ mod tests {
         let source = std::error::Error::source(&error).unwrap();
         assert!(source.to_string().contains("5551234"));
         // And the response body does not quote it either.
-        let bytes = Bytes::from(error.error_response().into_body().try_into_bytes().unwrap());
+        let bytes = error.error_response().into_body().try_into_bytes().unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("5551234"));
     }
 }

@@ -135,8 +135,10 @@ pub(crate) struct Verified(pub(crate) chatbase_core::ChatbaseEvent);
 /// The verifier registered as `Verifier` or `web::Data<Verifier>`, the way
 /// actix-web looks up its own extractor configurations.
 fn verifier_from_app_data(req: &HttpRequest) -> Option<&Verifier> {
-    req.app_data::<Verifier>()
-        .or_else(|| req.app_data::<web::Data<Verifier>>().map(web::Data::get_ref))
+    req.app_data::<Verifier>().or_else(|| {
+        req.app_data::<web::Data<Verifier>>()
+            .map(web::Data::get_ref)
+    })
 }
 
 /// Logs a rejection once and turns it into the extractor's error.
@@ -210,7 +212,9 @@ mod tests {
         Secret::new("extract-test-secret").unwrap()
     }
 
-    fn stream_payload(chunks: impl Stream<Item = Result<Bytes, PayloadError>> + 'static) -> Payload {
+    fn stream_payload(
+        chunks: impl Stream<Item = Result<Bytes, PayloadError>> + 'static,
+    ) -> Payload {
         let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(chunks);
         Payload::from(boxed)
     }
@@ -276,7 +280,11 @@ mod tests {
             .unwrap();
         assert_eq!(event.into_inner(), testing::sample_event());
         // Extracting twice in one handler gives the same event.
-        assert!(ChatbaseEvent::from_request(&req, &mut payload).await.is_ok());
+        assert!(
+            ChatbaseEvent::from_request(&req, &mut payload)
+                .await
+                .is_ok()
+        );
     }
 
     #[actix_web::test]
@@ -285,7 +293,9 @@ mod tests {
         let limit = 64 * 1024;
         let signed = testing::sign_body(&secret(), "{}");
         let (req, _) = TestRequest::post()
-            .app_data(web::Data::new(Verifier::new(secret()).with_body_limit(limit)))
+            .app_data(web::Data::new(
+                Verifier::new(secret()).with_body_limit(limit),
+            ))
             .insert_header(signed.header())
             .to_http_parts();
         let mut payload = endless(1000, Rc::clone(&pulled));
@@ -296,7 +306,11 @@ mod tests {
             error.rejection(),
             Some(chatbase_core::Error::BodyTooLarge { limit: 65536 })
         ));
-        assert!(pulled.get() > limit && pulled.get() <= limit + 1000, "{}", pulled.get());
+        assert!(
+            pulled.get() > limit && pulled.get() <= limit + 1000,
+            "{}",
+            pulled.get()
+        );
     }
 
     #[actix_web::test]
@@ -324,7 +338,10 @@ mod tests {
         let error = read_body(failing(|| PayloadError::Overflow), 100)
             .await
             .unwrap_err();
-        assert!(matches!(error, chatbase_core::Error::BodyTooLarge { limit: 100 }));
+        assert!(matches!(
+            error,
+            chatbase_core::Error::BodyTooLarge { limit: 100 }
+        ));
     }
 
     #[test]

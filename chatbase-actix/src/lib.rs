@@ -4,7 +4,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `test-util` | no | [`testing`]: sign bodies and build verified events in your own tests (chatbase-core's `test-util`) |
+//! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests (chatbase-core's `test-util`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;

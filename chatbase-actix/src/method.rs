@@ -56,7 +56,10 @@ mod tests {
         let response = method_not_allowed().await;
         assert_eq!(response.status(), 405);
         assert_eq!(response.headers().get(header::ALLOW).unwrap(), "POST");
-        assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), "application/json");
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
         let body = response.into_body().try_into_bytes().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(body["message"].as_str().unwrap().contains("POST"));

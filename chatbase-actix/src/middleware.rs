@@ -154,7 +154,10 @@ where
             req.extensions_mut().insert(Verified(event));
             req.set_payload(Payload::from(body));
             limits.register_missing(&mut req);
-            service.call(req).await.map(ServiceResponse::map_into_left_body)
+            service
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
         })
     }
 }
@@ -200,8 +203,8 @@ impl Limits {
     fn register_missing(&self, req: &mut ServiceRequest) {
         let has_payload = req.app_data::<PayloadConfig>().is_some()
             || req.app_data::<Data<PayloadConfig>>().is_some();
-        let has_json = req.app_data::<JsonConfig>().is_some()
-            || req.app_data::<Data<JsonConfig>>().is_some();
+        let has_json =
+            req.app_data::<JsonConfig>().is_some() || req.app_data::<Data<JsonConfig>>().is_some();
         let container = match (has_payload, has_json) {
             (false, false) => &self.payload_and_json,
             (false, true) => &self.payload,
