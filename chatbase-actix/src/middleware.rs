@@ -214,3 +214,40 @@ impl Limits {
         req.add_data_container(Rc::clone(container));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    const LIMIT: usize = 3 * 1024 * 1024;
+
+    #[test]
+    fn registers_both_limits_when_the_request_has_none() {
+        let mut req = TestRequest::post().to_srv_request();
+        Limits::new(LIMIT).register_missing(&mut req);
+        assert!(req.app_data::<PayloadConfig>().is_some());
+        assert!(req.app_data::<JsonConfig>().is_some());
+    }
+
+    #[test]
+    fn leaves_the_configurations_a_request_has() {
+        let limits = Limits::new(LIMIT);
+        let mut req = TestRequest::post()
+            .app_data(JsonConfig::default().limit(10))
+            .to_srv_request();
+        let own = std::ptr::from_ref(req.app_data::<JsonConfig>().unwrap());
+        limits.register_missing(&mut req);
+        assert!(std::ptr::eq(req.app_data::<JsonConfig>().unwrap(), own));
+        assert!(req.app_data::<PayloadConfig>().is_some());
+
+        // Registered as `web::Data` counts too, as it does for actix-web.
+        let mut req = TestRequest::post()
+            .app_data(Data::new(PayloadConfig::new(10)))
+            .to_srv_request();
+        limits.register_missing(&mut req);
+        assert!(req.app_data::<PayloadConfig>().is_none());
+        assert!(req.app_data::<JsonConfig>().is_some());
+    }
+}
