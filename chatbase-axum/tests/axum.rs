@@ -10,11 +10,12 @@
     missing_docs
 )]
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -231,6 +232,7 @@ impl Answer {
 }
 
 async fn send(router: &Router, request: Request<Body>) -> Answer {
+    init_logging();
     Answer::of(router.clone().oneshot(request).await.unwrap()).await
 }
 
@@ -707,13 +709,21 @@ async fn the_layer_guards_every_method_and_path_it_wraps() {
 // Logging
 // ---------------------------------------------------------------------------
 
-/// Collects what `tracing` writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// Where `tracing` output emitted on this thread goes, if anywhere.
+    static CAPTURE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+}
 
-impl io::Write for Captured {
+/// Writes to the current thread's [`CAPTURE`] buffer, or nowhere.
+struct ThreadCapture;
+
+impl io::Write for ThreadCapture {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|capture| {
+            if let Some(buffer) = &*capture.borrow() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -722,16 +732,30 @@ impl io::Write for Captured {
     }
 }
 
+/// Installs one global `WARN` subscriber writing to [`ThreadCapture`], before
+/// any request is sent.
+///
+/// A global one, installed before anything logs, rather than a scoped one per
+/// test: `tracing` caches each call site's interest, and a call site first hit
+/// on another test's thread while a scoped subscriber is being registered can
+/// be cached as uninterested, losing the events.
+fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(|| ThreadCapture)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn each_rejection_is_logged_once_without_secrets_or_customer_data() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    init_logging();
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    CAPTURE.with(|capture| *capture.borrow_mut() = Some(Arc::clone(&captured)));
 
     let good_signature = sign(&secret(SECRET), SAMPLE_LEADS_SUBMIT.as_bytes());
     let mut tampered = SAMPLE_LEADS_SUBMIT.as_bytes().to_vec();
@@ -766,7 +790,7 @@ async fn each_rejection_is_logged_once_without_secrets_or_customer_data() {
         assert_eq!(answer.status, StatusCode::OK);
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(lines.len(), rejected, "{logs}");
     for line in &lines {
@@ -798,6 +822,7 @@ const GUARD: Duration = Duration::from_secs(60);
 
 /// Serves `target`'s application on a loopback port.
 async fn serve(target: Target) -> (SocketAddr, AppState) {
+    init_logging();
     let app = app(
         target,
         Verifier::new(secret(SECRET)).with_body_limit(SERVED_LIMIT),
