@@ -10,12 +10,13 @@ use bytes::Bytes;
 use chatbase_core::Verifier;
 use tower_service::Service;
 
-use super::{ChatbaseLayer, ResponseFuture};
+use super::ResponseFuture;
 use crate::verify::verified_request;
 
 /// Verifies every request as a Chatbase webhook before `S` sees it.
 ///
-/// Made by [`ChatbaseLayer`]; see the [module docs](crate::layer).
+/// Made by [`ChatbaseLayer`](super::ChatbaseLayer); see the
+/// [module docs](crate::layer).
 #[derive(Debug, Clone)]
 pub struct Chatbase<S> {
     inner: S,
@@ -26,11 +27,6 @@ impl<S> Chatbase<S> {
     /// Wraps `inner`, verifying requests with `verifier`.
     pub fn new(inner: S, verifier: Verifier) -> Self {
         Self { inner, verifier }
-    }
-
-    /// A [`ChatbaseLayer`] verifying requests with `verifier`.
-    pub fn layer(verifier: Verifier) -> ChatbaseLayer {
-        ChatbaseLayer::new(verifier)
     }
 
     /// The verifier requests are checked with.
@@ -96,6 +92,7 @@ mod tests {
     use http_body_util::Full;
 
     use super::*;
+    use crate::ChatbaseLayer;
 
     /// A service that must be polled ready before each call, as a buffered or
     /// rate-limited one must; a clone starts out not ready.
@@ -143,7 +140,7 @@ mod tests {
 
     fn service() -> (Chatbase<ReadyOnce>, Secret) {
         let secret = Secret::new("service-secret").unwrap();
-        let layer = Chatbase::<ReadyOnce>::layer(Verifier::new(secret.clone()));
+        let layer = ChatbaseLayer::new(Verifier::new(secret.clone()));
         (
             tower_layer::Layer::layer(&layer, ReadyOnce { ready: false }),
             secret,
