@@ -156,10 +156,10 @@ impl std::error::Error for MalformedSignature {}
 
 /// A correctly signed body that is not a Chatbase event.
 ///
-/// `Display` says what is wrong and where (line and column) but never quotes the
-/// body; [`source`](std::error::Error::source) keeps `serde_json`'s error, whose
-/// message may quote values from the body (customer data): don't log it.
-#[derive(Debug)]
+/// `Display` and `Debug` say what is wrong and where (line and column) but never
+/// quote the body; [`source`](std::error::Error::source) keeps `serde_json`'s
+/// error, whose message may quote values from the body (customer data): don't
+/// log it.
 pub struct InvalidPayload {
     kind: PayloadErrorKind,
     source: Option<serde_json::Error>,
@@ -215,6 +215,20 @@ impl fmt::Display for InvalidPayload {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Written by hand: `serde_json::Error`'s `Debug` quotes values from the body.
+impl fmt::Debug for InvalidPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("InvalidPayload");
+        debug.field("kind", &self.kind);
+        if let Some(source) = &self.source {
+            debug
+                .field("line", &source.line())
+                .field("column", &source.column());
+        }
+        debug.finish()
     }
 }
 
@@ -286,6 +300,9 @@ mod tests {
             Some(serde_error),
         ));
         assert!(!error.to_string().contains("5551234"), "{error}");
+        let debug = format!("{error:?}");
+        assert!(!debug.contains("5551234"), "{debug}");
+        assert!(debug.contains("UnexpectedShape"), "{debug}");
         assert!(error.to_string().contains("line 1, column 7"), "{error}");
         let source = std::error::Error::source(&error).unwrap();
         assert!(source.to_string().contains("5551234"));
