@@ -2,6 +2,8 @@
 //!
 //! Sign bodies the way Chatbase does, to drive your endpoint end to end, or build
 //! verified [`ChatbaseEvent`]s to call your handler functions directly.
+//! [`conformance`] is the request matrix every receiver must pass (401, 400, 413
+//! and what must be delivered), ready to run against your server.
 //!
 //! ```
 //! use chatbase_core::testing::{self, SignedBody};
@@ -30,6 +32,8 @@
 
 use bytes::Bytes;
 use serde::Serialize;
+
+pub mod conformance;
 
 use crate::event::Envelope;
 use crate::{ChatbaseEvent, Error, Lead, SIGNATURE_HEADER, Secret, Verifier, sign};
