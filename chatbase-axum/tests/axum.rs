@@ -1,7 +1,9 @@
 //! End-to-end tests: real axum `Router`s, driven with `tower::ServiceExt::oneshot`
 //! and, for what only a connection shows, over real TCP with `axum::serve`.
 //!
-//! The same request matrix runs against the extractor route and the layer route.
+//! chatbase-core's request matrix (`testing::conformance`) runs against the
+//! extractor route and the layer route, each body sent with a `Content-Length`
+//! and streamed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,6 +27,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use chatbase_axum::chatbase_core::sign;
+use chatbase_axum::chatbase_core::testing::conformance::{self, Case, Expected};
 use chatbase_axum::chatbase_core::testing::{self, SAMPLE_LEADS_SUBMIT};
 use chatbase_axum::{
     ChatbaseEvent, ChatbaseLayer, ChatbaseRejection, Event, SIGNATURE_HEADER, Secret, Verifier,
@@ -60,6 +63,8 @@ struct AppState {
     hits: Arc<AtomicUsize>,
     /// What the handler stored: the leads' email addresses.
     emails: Arc<Mutex<Vec<String>>>,
+    /// The raw body of each event `describe` was handed.
+    raw_bodies: Arc<Mutex<Vec<Bytes>>>,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -74,17 +79,27 @@ impl AppState {
             verifier,
             hits: Arc::default(),
             emails: Arc::default(),
+            raw_bodies: Arc::default(),
         }
     }
 
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+
+    fn raw_bodies(&self) -> Vec<Bytes> {
+        self.raw_bodies.lock().unwrap().clone()
+    }
 }
 
-/// Answers with what it was handed.
+/// Answers with what it was handed, and keeps the raw body.
 async fn describe(State(state): State<AppState>, event: ChatbaseEvent) -> Json<Value> {
     state.hits.fetch_add(1, Ordering::SeqCst);
+    state
+        .raw_bodies
+        .lock()
+        .unwrap()
+        .push(event.raw_body().clone());
     let lead = match event.event() {
         Event::LeadsSubmit(lead) => {
             if let Some(email) = &lead.customer_email {
@@ -97,7 +112,6 @@ async fn describe(State(state): State<AppState>, event: ChatbaseEvent) -> Json<V
     Json(json!({
         "eventType": event.event_type(),
         "chatbotId": event.chatbot_id(),
-        "rawBody": String::from_utf8_lossy(event.raw_body()),
         "lead": lead,
     }))
 }
@@ -246,272 +260,124 @@ fn streamed(body: &Bytes) -> Body {
     Body::from_stream(stream::iter(chunks))
 }
 
+/// How a client frames its body.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// In one piece, its length announced in `Content-Length`.
+    ContentLength,
+    /// In chunks, no length announced (`Transfer-Encoding: chunked` on the wire).
+    Chunked,
+}
+
+const FRAMINGS: [Framing; 2] = [Framing::ContentLength, Framing::Chunked];
+
+/// The request a conformance case describes, its body framed as `framing`.
+fn request(case: &Case, path: &str, framing: Framing) -> Request<Body> {
+    let mut builder = Request::post(path);
+    if let Some(signature) = &case.signature {
+        builder = builder.header(SIGNATURE_HEADER, signature.as_str());
+    }
+    if let Some(content_type) = case.content_type {
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+    }
+    let body = match framing {
+        Framing::ContentLength => {
+            builder = builder.header(header::CONTENT_LENGTH, case.body.len());
+            Body::from(case.body.clone())
+        }
+        Framing::Chunked => streamed(&case.body),
+    };
+    builder.body(body).unwrap()
+}
+
 // ---------------------------------------------------------------------------
-// The request matrix
+// The request matrix: chatbase-core's `testing::conformance`
 // ---------------------------------------------------------------------------
 
-/// The `x-chatbase-signature` header a case sends.
-enum Signature {
-    /// The right one, lowercase as Chatbase sends it.
-    Valid,
-    /// The right one, in upper case.
-    UpperCase,
-    /// No header.
-    Missing,
-    /// This exact value.
-    Raw(String),
-    /// The HMAC of the body under another secret.
-    SignedWith(&'static str),
-    /// The right HMAC, of other bytes than the body sent.
-    SignedOver(Bytes),
-}
-
-enum Expect {
-    /// Reaches the handler, which sees this event type.
-    Event(&'static str),
-    /// Is refused with this status; the handler never runs.
-    Rejected(StatusCode),
-}
-
-struct Case {
-    name: &'static str,
-    signature: Signature,
-    body: Bytes,
-    content_type: bool,
-    /// Streamed in chunks, with no announced length, rather than in one piece
-    /// with a `Content-Length`.
-    streamed: bool,
-    expect: Expect,
-}
-
-impl Case {
-    fn new(
-        name: &'static str,
-        signature: Signature,
-        body: impl Into<Bytes>,
-        expect: Expect,
-    ) -> Self {
-        Self {
-            name,
-            signature,
-            body: body.into(),
-            content_type: true,
-            streamed: false,
-            expect,
-        }
-    }
-
-    fn without_content_type(mut self) -> Self {
-        self.content_type = false;
-        self
-    }
-
-    fn streamed(mut self) -> Self {
-        self.streamed = true;
-        self
-    }
-
-    fn request(&self, path: &str) -> Request<Body> {
-        let mut builder = Request::post(path);
-        let signature = match &self.signature {
-            Signature::Valid => Some(sign(&secret(SECRET), &self.body)),
-            Signature::UpperCase => Some(sign(&secret(SECRET), &self.body).to_ascii_uppercase()),
-            Signature::Missing => None,
-            Signature::Raw(value) => Some(value.clone()),
-            Signature::SignedWith(key) => Some(sign(&secret(key), &self.body)),
-            Signature::SignedOver(other) => Some(sign(&secret(SECRET), other)),
-        };
-        if let Some(signature) = signature {
-            builder = builder.header(SIGNATURE_HEADER, signature);
-        }
-        if self.content_type {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-        }
-        let body = if self.streamed {
-            streamed(&self.body)
-        } else {
-            builder = builder.header(header::CONTENT_LENGTH, self.body.len());
-            Body::from(self.body.clone())
-        };
-        builder.body(body).unwrap()
-    }
-}
-
-fn matrix() -> Vec<Case> {
-    use Expect::{Event as Ok, Rejected};
-    use Signature::*;
-    const UNAUTHORIZED: Expect = Rejected(StatusCode::UNAUTHORIZED);
-    const BAD_REQUEST: Expect = Rejected(StatusCode::BAD_REQUEST);
-    const TOO_LARGE: Expect = Rejected(StatusCode::PAYLOAD_TOO_LARGE);
-
-    let sample = Bytes::from_static(SAMPLE_LEADS_SUBMIT.as_bytes());
-    let mut tampered = SAMPLE_LEADS_SUBMIT.as_bytes().to_vec();
-    // `jo@acme.io` becomes `jp@acme.io`.
-    let at = SAMPLE_LEADS_SUBMIT.find("jo@").unwrap();
-    tampered[at + 1] = b'p';
-    let forty = sign(&secret(SECRET), SAMPLE_LEADS_SUBMIT.as_bytes());
-    let unknown = testing::event_body("conversations.end", "bot_9", &json!({"id": "c1"}));
-    let sparse_lead = r#"{"eventType":"leads.submit","chatbotId":"bot_2","payload":{"conversationId":null,"customerEmail":"ada@example.com"}}"#;
-    let mut at_limit = SAMPLE_LEADS_SUBMIT.as_bytes().to_vec();
-    at_limit.resize(LIMIT, b' ');
-    let mut over_limit = at_limit.clone();
-    over_limit.push(b' ');
-
-    vec![
-        Case::new("valid", Valid, sample.clone(), Ok("leads.submit")),
-        Case::new(
-            "upper-case hex",
-            UpperCase,
-            sample.clone(),
-            Ok("leads.submit"),
-        ),
-        Case::new(
-            "unknown event type",
-            Valid,
-            unknown,
-            Ok("conversations.end"),
-        ),
-        Case::new("no content-type", Valid, sample.clone(), Ok("leads.submit"))
-            .without_content_type(),
-        Case::new(
-            "lead with missing and null fields",
-            Valid,
-            sparse_lead,
-            Ok("leads.submit"),
-        ),
-        Case::new("valid, streamed", Valid, sample.clone(), Ok("leads.submit")).streamed(),
-        Case::new(
-            "exactly at the limit",
-            Valid,
-            at_limit.clone(),
-            Ok("leads.submit"),
-        ),
-        Case::new(
-            "exactly at the limit, streamed",
-            Valid,
-            at_limit,
-            Ok("leads.submit"),
-        )
-        .streamed(),
-        Case::new("missing signature", Missing, sample.clone(), UNAUTHORIZED),
-        Case::new(
-            "empty signature",
-            Raw(String::new()),
-            sample.clone(),
-            UNAUTHORIZED,
-        ),
-        Case::new(
-            "non-hex signature",
-            Raw("z".repeat(40)),
-            sample.clone(),
-            UNAUTHORIZED,
-        ),
-        Case::new(
-            "39 hex digits",
-            Raw(forty[..39].to_owned()),
-            sample.clone(),
-            UNAUTHORIZED,
-        ),
-        Case::new(
-            "42 hex digits",
-            Raw(format!("{forty}00")),
-            sample.clone(),
-            UNAUTHORIZED,
-        ),
-        Case::new(
-            "wrong secret",
-            SignedWith("another-secret"),
-            sample.clone(),
-            UNAUTHORIZED,
-        ),
-        Case::new("tampered body", SignedOver(sample), tampered, UNAUTHORIZED),
-        Case::new("unsigned invalid JSON", Missing, "not json", UNAUTHORIZED),
-        Case::new(
-            "forged invalid JSON",
-            Raw("0".repeat(40)),
-            "not json",
-            UNAUTHORIZED,
-        ),
-        Case::new("signed invalid JSON", Valid, "{not json", BAD_REQUEST),
-        Case::new("signed empty body", Valid, "", BAD_REQUEST),
-        Case::new("signed JSON array", Valid, "[1,2]", BAD_REQUEST),
-        Case::new(
-            "signed object without eventType",
-            Valid,
-            r#"{"chatbotId":"b"}"#,
-            BAD_REQUEST,
-        ),
-        Case::new("signed non-UTF-8", Valid, &b"\xff\xfe{}"[..], BAD_REQUEST),
-        Case::new(
-            "over the limit, Content-Length",
-            Valid,
-            over_limit.clone(),
-            TOO_LARGE,
-        ),
-        Case::new(
-            "over the limit, streamed",
-            Valid,
-            over_limit.clone(),
-            TOO_LARGE,
-        )
-        .streamed(),
-        Case::new(
-            "unsigned and over the limit: 401 first",
-            Missing,
-            over_limit,
-            UNAUTHORIZED,
-        ),
-    ]
-}
-
-#[tokio::test]
+/// Every case of the shared matrix, against both targets, in both framings: a
+/// fresh application each time, so the hit count and the logs are the case's.
+#[tokio::test(flavor = "current_thread")]
 async fn request_matrix() {
+    let logs = Logs::capture();
+    let key = secret(SECRET);
     for target in TARGETS {
-        for case in matrix() {
-            let app = app(target, verifier());
-            let context = format!("{target:?}, {}", case.name);
-            let answer = send(&app.router, case.request(app.path)).await;
-            match case.expect {
-                Expect::Event(event_type) => {
-                    assert_eq!(
-                        answer.status,
-                        StatusCode::OK,
-                        "{context}: {:?}",
-                        answer.body
-                    );
-                    let seen = answer.json();
-                    assert_eq!(seen["eventType"], event_type, "{context}");
-                    assert_eq!(
-                        seen["rawBody"],
-                        *String::from_utf8_lossy(&case.body),
-                        "{context}"
-                    );
-                    assert_eq!(app.state.hits(), 1, "{context}");
+        for framing in FRAMINGS {
+            for case in conformance::cases(&key, LIMIT) {
+                let app = app(target, verifier());
+                let context = format!("{target:?}, {framing:?}, {}", case.name);
+                let mark = logs.mark();
+                let answer = send(&app.router, request(&case, app.path, framing)).await;
+                let logged = logs.since(mark);
+                match &case.expected {
+                    Expected::Delivered {
+                        event_type,
+                        chatbot_id,
+                    } => {
+                        assert_eq!(
+                            answer.status,
+                            StatusCode::OK,
+                            "{context}: {:?}",
+                            answer.body
+                        );
+                        let seen = answer.json();
+                        assert_eq!(seen["eventType"], *event_type, "{context}");
+                        assert_eq!(seen["chatbotId"], json!(chatbot_id), "{context}");
+                        assert_eq!(app.state.hits(), 1, "{context}");
+                        assert_eq!(
+                            app.state.raw_bodies(),
+                            std::slice::from_ref(&case.body),
+                            "{context}"
+                        );
+                        assert_eq!(logged, "", "{context}: an accepted request was logged");
+                    }
+                    Expected::Rejected { status } => {
+                        let status = StatusCode::from_u16(*status).unwrap();
+                        answer.assert_rejected(status, &context);
+                        assert_eq!(app.state.hits(), 0, "{context}: the handler ran");
+                        assert_logged_once(&logged, status, &context);
+                    }
+                    other => panic!("{context}: an outcome this suite does not know: {other:?}"),
                 }
-                Expect::Rejected(status) => {
-                    answer.assert_rejected(status, &context);
-                    assert_eq!(app.state.hits(), 0, "{context}: the handler ran");
-                }
+                assert_logs_leak_nothing(&logged, &case, &context);
             }
         }
     }
 }
 
+/// What the matrix does not look at: the typed event the handler matches on.
 #[tokio::test]
 async fn the_handler_gets_the_typed_event() {
-    for target in TARGETS {
-        let app = app(target, verifier());
-        let body = r#"{"eventType":"leads.submit","chatbotId":"bot_2","payload":{"conversationId":null,"customerEmail":"ada@example.com"}}"#;
-        let seen = send(&app.router, signed_request(app.path, body))
-            .await
-            .json();
-        assert_eq!(seen["chatbotId"], "bot_2", "{target:?}");
-        assert_eq!(
-            seen["lead"],
+    let cases = [
+        (
+            SAMPLE_LEADS_SUBMIT,
+            json!("xxxxxxxx"),
+            serde_json::to_value(testing::sample_lead()).unwrap(),
+        ),
+        (
+            r#"{"eventType":"leads.submit","chatbotId":"bot_2","payload":{"conversationId":null,"customerEmail":"ada@example.com"}}"#,
+            json!("bot_2"),
             json!({"customerEmail": "ada@example.com"}),
-            "{target:?}"
-        );
-        assert_eq!(seen["rawBody"], body, "{target:?}");
+        ),
+        // Neither `payload` nor `chatbotId` is required: an empty lead.
+        (r#"{"eventType":"leads.submit"}"#, Value::Null, json!({})),
+        // An event type this crate does not know is no lead.
+        (
+            r#"{"eventType":"conversations.end","chatbotId":"bot_9","payload":{}}"#,
+            json!("bot_9"),
+            Value::Null,
+        ),
+    ];
+    for target in TARGETS {
+        for (body, chatbot_id, lead) in &cases {
+            let app = app(target, verifier());
+            let context = format!("{target:?}, {body}");
+            let answer = send(&app.router, signed_request(app.path, *body)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{context}");
+            let seen = answer.json();
+            assert_eq!(seen["chatbotId"], *chatbot_id, "{context}");
+            assert_eq!(seen["lead"], *lead, "{context}");
+            assert_eq!(app.state.raw_bodies(), [Bytes::from(*body)], "{context}");
+        }
     }
 }
 
@@ -751,58 +617,86 @@ fn init_logging() {
     });
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn each_rejection_is_logged_once_without_secrets_or_customer_data() {
-    init_logging();
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    CAPTURE.with(|capture| *capture.borrow_mut() = Some(Arc::clone(&captured)));
+/// This thread's `tracing` output, captured from [`Logs::capture`] on.
+struct Logs(Arc<Mutex<Vec<u8>>>);
 
-    let good_signature = sign(&secret(SECRET), SAMPLE_LEADS_SUBMIT.as_bytes());
-    let mut tampered = SAMPLE_LEADS_SUBMIT.as_bytes().to_vec();
-    tampered[0] = b' ';
-    let mut rejected = 0;
+impl Logs {
+    fn capture() -> Self {
+        init_logging();
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(Arc::clone(&captured)));
+        Self(captured)
+    }
+
+    /// Where the logs end now, for [`Logs::since`].
+    fn mark(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// What was logged since `mark`.
+    fn since(&self, mark: usize) -> String {
+        String::from_utf8(self.0.lock().unwrap()[mark..].to_vec()).unwrap()
+    }
+}
+
+/// `logged` is one WARN line for one rejection with `status`.
+fn assert_logged_once(logged: &str, status: StatusCode, context: &str) {
+    let lines: Vec<&str> = logged.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{context}: not logged exactly once: {logged}"
+    );
+    let line = lines[0];
+    assert!(line.contains("WARN"), "{context}: {line}");
+    assert!(
+        line.contains("rejected a Chatbase webhook"),
+        "{context}: {line}"
+    );
+    assert!(
+        line.contains(&format!("status={}", status.as_u16())),
+        "{context}: {line}"
+    );
+}
+
+/// The logs of `case` show neither the secret, nor the signature the body
+/// would need, nor the one sent, nor a customer's email address.
+fn assert_logs_leak_nothing(logged: &str, case: &Case, context: &str) {
+    let expected = sign(&secret(SECRET), &case.body);
+    let sent = case.signature.as_deref().filter(|sent| sent.len() >= 8);
+    let private = [
+        SECRET,
+        &expected,
+        "jo@acme.io",
+        "jo@evil.io",
+        "ada@example.com",
+        "acme",
+    ];
+    for private in private.into_iter().chain(sent) {
+        assert!(
+            !logged.contains(private),
+            "{context}: {private:?} in {logged}"
+        );
+    }
+}
+
+/// Not in the matrix: a signed body that is no event (400) and carries a
+/// customer's email address, which serde's message could quote.
+#[tokio::test(flavor = "current_thread")]
+async fn a_rejected_body_with_customer_data_is_logged_without_it() {
+    let logs = Logs::capture();
+    let body = r#"{"eventType":1,"payload":{"customerEmail":"jo@acme.io"}}"#;
     for target in TARGETS {
         let app = app(target, verifier());
-        let requests = [
-            Request::post(app.path)
-                .body(Body::from(SAMPLE_LEADS_SUBMIT))
-                .unwrap(),
-            Request::post(app.path)
-                .header(SIGNATURE_HEADER, good_signature.as_str())
-                .body(Body::from(tampered.clone()))
-                .unwrap(),
-            Request::post(app.path)
-                .header(SIGNATURE_HEADER, "f".repeat(39))
-                .body(Body::from(SAMPLE_LEADS_SUBMIT))
-                .unwrap(),
-            signed_request(
-                app.path,
-                r#"{"eventType":1,"payload":{"customerEmail":"jo@acme.io"}}"#,
-            ),
-            signed_request(app.path, vec![b' '; LIMIT + 1]),
-        ];
-        for request in requests {
-            assert!(send(&app.router, request).await.status.is_client_error());
-            rejected += 1;
-        }
-        // Accepted requests are not logged at WARN.
-        let answer = send(&app.router, signed_request(app.path, SAMPLE_LEADS_SUBMIT)).await;
-        assert_eq!(answer.status, StatusCode::OK);
-    }
-
-    let logs = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = logs.lines().collect();
-    assert_eq!(lines.len(), rejected, "{logs}");
-    for line in &lines {
-        assert!(line.contains("WARN"), "{line}");
-        assert!(line.contains("rejected a Chatbase webhook"), "{line}");
-        assert!(line.contains("status=4"), "{line}");
-    }
-    for secret_or_private in [SECRET, good_signature.as_str(), "jo@acme.io", "acme"] {
-        assert!(
-            !logs.contains(secret_or_private),
-            "{secret_or_private} in {logs}"
-        );
+        let mark = logs.mark();
+        send(&app.router, signed_request(app.path, body))
+            .await
+            .assert_rejected(StatusCode::BAD_REQUEST, &format!("{target:?}"));
+        let logged = logs.since(mark);
+        assert_logged_once(&logged, StatusCode::BAD_REQUEST, &format!("{target:?}"));
+        assert!(!logged.contains("jo@acme.io"), "{logged}");
+        assert!(!logged.contains("acme"), "{logged}");
+        assert_eq!(app.state.hits(), 0);
     }
 }
 
@@ -900,13 +794,6 @@ async fn read_response(reader: &mut (impl AsyncRead + Unpin)) -> io::Result<RawR
     }
     body.truncate(length);
     Ok(RawResponse { head, body })
-}
-
-/// How the client frames its body.
-#[derive(Debug, Clone, Copy)]
-enum Framing {
-    ContentLength,
-    Chunked,
 }
 
 /// Sends a POST whose head is `signature` and whose body is `len` bytes framed
