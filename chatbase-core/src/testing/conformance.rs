@@ -72,13 +72,14 @@ pub enum Expected {
 /// `limit` bytes (at least the sample's 167).
 ///
 /// Delivered: a valid `leads.submit`; the same signed in upper-case hex; an
-/// unknown event type; no content type; a lead with missing and null fields; a
-/// body exactly at the limit. Rejected with 401: no signature, an empty one, a
+/// unknown event type; no content type; a lead with missing and null fields; no
+/// `payload` and no `chatbotId`; a body exactly at the limit. Rejected with 401: no signature, an empty one, a
 /// non-hex one, 39 and 42 hex digits, 64 hex digits (SHA-256), the wrong secret, a
 /// tampered body, an unsigned or forged body that is also invalid JSON, an
 /// unsigned body over the limit (the signature is checked first). Rejected with
 /// 400, correctly signed: invalid JSON, an empty body, a JSON array, an object
-/// without `eventType`, non-UTF-8. Rejected with 413: a signed body one byte over
+/// without `eventType`, non-UTF-8, a non-event holding customer data (whose
+/// message must not quote it). Rejected with 413: a signed body one byte over
 /// the limit.
 pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
     let sample = Bytes::from_static(SAMPLE_LEADS_SUBMIT.as_bytes());
@@ -142,6 +143,11 @@ pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
             ),
             delivered(Lead::EVENT_TYPE, Some("bot_2")),
         ),
+        signed(
+            "no payload and no chatbotId",
+            Bytes::from_static(br#"{"eventType":"leads.submit"}"#),
+            delivered(Lead::EVENT_TYPE, None),
+        ),
         signed("exactly at the limit", Bytes::from(at_limit), lead),
         case("missing signature", None, sample.clone(), rejected(401)),
         unsigned_sample("empty signature", ""),
@@ -182,6 +188,14 @@ pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
             Bytes::from_static(b"{\"eventType\":\"leads.submit\",\"chatbotId\":\"\xff\"}"),
             rejected(400),
         ),
+        // Its error message must not quote the customer's details (check your logs).
+        signed(
+            "signed, not an event, with customer data",
+            Bytes::from_static(
+                br#"{"eventType":1,"payload":{"customerEmail":"jo@acme.io","customerPhone":"+1 555 0100"}}"#,
+            ),
+            rejected(400),
+        ),
         signed("one byte over the limit", Bytes::from(over_limit), rejected(413)),
     ]
 }
@@ -198,7 +212,7 @@ mod tests {
         for limit in [SAMPLE_LEADS_SUBMIT.len(), 1000, crate::DEFAULT_BODY_LIMIT] {
             let verifier = Verifier::new(secret.clone()).with_body_limit(limit);
             let cases = cases(&secret, limit);
-            assert_eq!(cases.len(), 23);
+            assert_eq!(cases.len(), 25);
             for case in cases {
                 let signature = case.signature.as_deref().map(str::as_bytes);
                 let outcome = verifier.verify_and_parse(case.body.clone(), signature);
