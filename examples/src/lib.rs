@@ -1,1 +1,20 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//!
+//! - [`axum_receiver`] and [`actix_receiver`]: the two receivers, as a router /
+//!   app and a `serve` function that the binaries, the demo and the tests run;
+//! - [`send`]: signing and sending webhook requests (the `send` binary);
+//! - [`deliveries`]: what the handlers saw, without customer data;
+//! - [`timeouts`]: the receivers' timeouts against slow clients;
+//! - [`listen`], [`logging`], [`shutdown`], [`random`]: the binaries' plumbing.
+
+pub mod actix_receiver;
+pub mod axum_receiver;
+pub mod deliveries;
+pub mod listen;
+pub mod logging;
+pub mod random;
+pub mod send;
+pub mod shutdown;
+pub mod timeouts;
