@@ -13,9 +13,10 @@
 //!   `{"message": ...}`.
 //!
 //! actix-web times out only the head of a connection's first request
-//! (`client_request_timeout`), not a body: [`app`] adds a request timeout
-//! ([`Timeouts::request`]) so that a client trickling its body or never finishing
-//! it gets a 408.
+//! (`client_request_timeout`), not a body, and not the head of a later request on
+//! a kept-alive connection. So [`app`] adds a request timeout
+//! ([`Timeouts::request`]), for a client trickling its body or never finishing
+//! it, and [`server`] serves one request per connection (keep-alive disabled).
 //!
 //! ```no_run
 //! use chatbase_actix::Verifier;
@@ -40,7 +41,7 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{KeepAlive, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, Error, HttpResponse, HttpServer, ResponseError, web};
 use chatbase_actix::{ChatbaseEvent, Verifier, VerifyChatbase, method_not_allowed};
@@ -150,7 +151,8 @@ impl ResponseError for RequestTimedOut {
     }
 }
 
-/// An [`HttpServer`] running [`app`] on `listener`, with the [`Timeouts`],
+/// An [`HttpServer`] running [`app`] on `listener`, with the [`Timeouts`] and
+/// one request per connection (keep-alive disabled: see the module docs),
 /// stopping gracefully when `shutdown` completes (it then waits up to
 /// [`Timeouts::shutdown`] for requests in flight). It installs no signal
 /// handler of its own: pass [`shutdown::signal`](crate::shutdown::signal) for
@@ -171,6 +173,10 @@ pub fn server(
     let server = HttpServer::new(move || app(verifier.clone(), deliveries.clone(), timeouts))
         // The head of the first request on a connection (then 408).
         .client_request_timeout(timeouts.header_read)
+        // actix-web times out only the first request's head: on a kept-alive
+        // connection, a second head sent a byte at a time would never be cut off.
+        // One request per connection closes that hole.
+        .keep_alive(KeepAlive::Disabled)
         // Reading what a client still sends after an early answer (a 413).
         .client_disconnect_timeout(timeouts.disconnect)
         .shutdown_timeout(timeouts.shutdown.as_secs())

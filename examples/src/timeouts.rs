@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 /// How long a client may take to send a request's head (request line and
-/// headers) — and, on the axum receiver, how long a kept-alive connection may sit
-/// idle: 10 seconds. Then the connection is closed (actix-web answers 408 first).
+/// headers): 10 seconds. Then the connection is closed (actix-web answers 408
+/// first). On the axum receiver it applies to every request of a connection, the
+/// idle time before it included; actix-web applies it to the first request only,
+/// so its receiver serves one request per connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a request may take once its head has arrived — reading and

@@ -90,8 +90,10 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     ];
 
     println!("Chatbase webhooks demo");
-    println!("The axum receiver (chatbase-axum) listens on {url},");
-    println!("verifying with a secret generated for this run. Three requests, one lead:");
+    println!();
+    println!("An axum receiver (chatbase-axum) is listening on {url},");
+    println!("verifying signatures with a secret generated for this run. Three requests");
+    println!("carry the same new lead:");
     println!();
 
     let sender = Sender::new()?;
@@ -107,13 +109,14 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     println!();
     let all_expected = rows.iter().all(|(_, outcome)| outcome.as_expected);
     if all_expected {
+        println!("As expected: only the correctly signed request reached the handler. The");
         println!(
-            "All three came out as expected: only the correctly signed event reached the handler;"
-        );
-        println!(
-            "the tampered (customer email changed to {}) and the unsigned one were refused with a 401.",
+            "tampered one (customer email changed to {} after signing) and the",
             send::TAMPERED_EMAIL
         );
+        println!("unsigned one were refused with a 401 before it ran.");
+        println!();
+        println!("Next: run a receiver and send it events yourself, see examples/README.md.");
     } else {
         println!("UNEXPECTED: see the rows marked above.");
     }
