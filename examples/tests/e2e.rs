@@ -45,6 +45,9 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 const SECRET: &str = "e2e-test-secret";
 
+/// The retiring secret the binaries also accept, as during a rotation.
+const PREVIOUS_SECRET: &str = "e2e-previous-secret";
+
 fn secret() -> Secret {
     Secret::new(SECRET).unwrap()
 }
@@ -1065,7 +1068,7 @@ impl RunningBinary {
     fn start(framework: Framework) -> Self {
         let mut child = Command::new(framework.binary())
             .env(SECRET_ENV_VAR, SECRET)
-            .env_remove("CHATBASE_WEBHOOK_PREVIOUS_SECRET")
+            .env("CHATBASE_WEBHOOK_PREVIOUS_SECRET", PREVIOUS_SECRET)
             .env("PORT", "0")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -1151,6 +1154,16 @@ async fn receiver_binaries_serve_log_and_shut_down_gracefully() {
         assert!(logged.contains("bot_e2e"), "{logged}");
         assert!(logged.contains(&conversation_id), "{logged}");
 
+        // During a rotation, `CHATBASE_WEBHOOK_PREVIOUS_SECRET` is accepted too,
+        // and nothing else is.
+        let url = format!("http://{address}/webhook");
+        let previous = Secret::new(PREVIOUS_SECRET).unwrap();
+        let reply = send(&url, &Outgoing::signed(&previous, lead("conv_rotation"))).await;
+        assert_eq!(reply.status(), 200, "{framework:?}: {}", reply.text());
+        let retired = Secret::new("e2e-retired-secret").unwrap();
+        let reply = send(&url, &Outgoing::signed(&retired, lead("conv_retired"))).await;
+        assert_eq!(reply.status(), 401, "{framework:?}: {}", reply.text());
+
         // A request in flight when SIGTERM arrives: its head and half its body.
         let in_flight = send::new_conversation_id();
         let body = lead(&in_flight);
@@ -1182,7 +1195,17 @@ async fn receiver_binaries_serve_log_and_shut_down_gracefully() {
         );
         let log = binary.seen.join("\n");
         assert!(log.contains(&in_flight), "{log}");
-        for private in ["ada@example.com", "Ada Lovelace", "+1 555 0100", SECRET] {
+        assert!(
+            log.contains("conv_rotation") && !log.contains("conv_retired"),
+            "{log}"
+        );
+        for private in [
+            "ada@example.com",
+            "Ada Lovelace",
+            "+1 555 0100",
+            SECRET,
+            PREVIOUS_SECRET,
+        ] {
             assert!(
                 !log.contains(private),
                 "{framework:?} logged {private:?}:\n{log}"
