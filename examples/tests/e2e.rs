@@ -1114,10 +1114,11 @@ impl RunningBinary {
         rest.split_whitespace().next().unwrap().parse().unwrap()
     }
 
-    fn terminate(&self) {
+    /// Sends `signal` (`"TERM"`, `"INT"`) with `kill`.
+    fn signal(&self, signal: &str) {
         let pid = self.child.id().unwrap().to_string();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
             .unwrap();
         assert!(status.success());
@@ -1178,7 +1179,7 @@ async fn receiver_binaries_serve_log_and_shut_down_gracefully() {
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(first).await.unwrap();
 
-        binary.terminate();
+        binary.signal("TERM");
         binary
             .wait_for("SIGTERM received: shutting down gracefully")
             .await;
@@ -1213,6 +1214,26 @@ async fn receiver_binaries_serve_log_and_shut_down_gracefully() {
         }
         // No new connection is accepted any more.
         assert!(TcpStream::connect(address).await.is_err(), "{framework:?}");
+    }
+}
+
+/// Ctrl-C (`SIGINT`) shuts the binaries down gracefully too, with status 0
+/// (actix-web's own handler would stop at once on `SIGINT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_binaries_stop_gracefully_on_ctrl_c() {
+    for framework in FRAMEWORKS {
+        let mut binary = RunningBinary::start(framework);
+        binary.address().await;
+        binary.signal("INT");
+        binary
+            .wait_for("Ctrl-C received: shutting down gracefully")
+            .await;
+        let status = binary.exit_status().await;
+        assert!(
+            status.success(),
+            "{framework:?}: {status:?} {:#?}",
+            binary.seen
+        );
     }
 }
 
