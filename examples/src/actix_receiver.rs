@@ -65,27 +65,50 @@ pub fn app(
         InitError = (),
     >,
 > {
+    timed_app(timeouts).configure(routes(verifier, deliveries))
+}
+
+/// The receiver's routes and their app data.
+fn routes(verifier: Verifier, deliveries: Deliveries) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config
+            .app_data(web::Data::new(verifier.clone()))
+            .app_data(web::Data::new(deliveries))
+            .service(
+                web::resource("/webhook")
+                    .route(web::post().to(webhook))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                // Every request in the scope is verified first, whatever its method.
+                web::scope("/scoped")
+                    .wrap(VerifyChatbase::new(verifier))
+                    .service(
+                        web::resource("/webhook")
+                            .route(web::post().to(webhook))
+                            .default_service(web::to(method_not_allowed)),
+                    ),
+            );
+    }
+}
+
+/// An app with the request timeout, for `routes` to fill in: the receiver's, or
+/// the load benchmark's unverified baseline ([`crate::baseline`]).
+pub(crate) fn timed_app(
+    timeouts: Timeouts,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
     App::new()
         .app_data(RequestTimeout(timeouts.request))
-        .app_data(web::Data::new(verifier.clone()))
-        .app_data(web::Data::new(deliveries))
         // Outermost: bounds the whole request, body reading included.
         .wrap(from_fn(cut_off_slow_requests))
-        .service(
-            web::resource("/webhook")
-                .route(web::post().to(webhook))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            // Every request in the scope is verified first, whatever its method.
-            web::scope("/scoped")
-                .wrap(VerifyChatbase::new(verifier))
-                .service(
-                    web::resource("/webhook")
-                        .route(web::post().to(webhook))
-                        .default_service(web::to(method_not_allowed)),
-                ),
-        )
 }
 
 /// The handler of both routes: a verified event is all it ever sees.
@@ -170,7 +193,23 @@ pub fn server(
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<Server> {
-    let server = HttpServer::new(move || app(verifier.clone(), deliveries.clone(), timeouts))
+    server_with(listener, timeouts, shutdown, move || {
+        routes(verifier.clone(), deliveries.clone())
+    })
+}
+
+/// [`server`] with other routes (in [`timed_app`]): the load benchmark's
+/// baseline runs under exactly the receiver's server settings.
+pub(crate) fn server_with<R>(
+    listener: TcpListener,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    routes: impl Fn() -> R + Send + Clone + 'static,
+) -> io::Result<Server>
+where
+    R: FnOnce(&mut web::ServiceConfig),
+{
+    let server = HttpServer::new(move || timed_app(timeouts).configure(routes()))
         // The head of the first request on a connection (then 408).
         .client_request_timeout(timeouts.header_read)
         // actix-web times out only the first request's head: on a kept-alive

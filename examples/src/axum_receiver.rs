@@ -76,19 +76,24 @@ pub fn router(verifier: Verifier, deliveries: Deliveries, timeouts: Timeouts) ->
     let scoped = Router::new()
         .route("/webhook", post(webhook))
         .layer(ChatbaseLayer::new(verifier.clone()));
-    Router::new()
+    let routes = Router::new()
         .route("/webhook", post(webhook))
         .nest("/scoped", scoped)
         .with_state(AppState {
             verifier,
             deliveries,
-        })
-        // Outermost: bounds the whole request, body reading included, so a client
-        // that trickles its body or stops sending it gets a 408.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeouts.request,
-        ))
+        });
+    with_request_timeout(routes, timeouts)
+}
+
+/// Wraps `routes` in the request timeout: outermost, it bounds the whole request,
+/// body reading included, so a client that trickles its body or stops sending it
+/// gets a 408. Shared with the load benchmark's baseline ([`crate::baseline`]).
+pub(crate) fn with_request_timeout(routes: Router, timeouts: Timeouts) -> Router {
+    routes.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeouts.request,
+    ))
 }
 
 /// The handler of both routes: a verified event is all it ever sees.

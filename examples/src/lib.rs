@@ -7,10 +7,12 @@
 //! - [`send`]: signing and sending webhook requests (the `send` binary);
 //! - [`deliveries`]: what the handlers saw, without customer data;
 //! - [`timeouts`]: the receivers' timeouts against slow clients;
+//! - [`baseline`]: the receivers without verification, for `bench/load.sh` only;
 //! - [`listen`], [`logging`], [`shutdown`], [`random`]: the binaries' plumbing.
 
 pub mod actix_receiver;
 pub mod axum_receiver;
+pub mod baseline;
 pub mod deliveries;
 pub mod listen;
 pub mod logging;

@@ -1,0 +1,35 @@
+//! The load benchmark's actix-web baseline: the actix receiver's server without
+//! verification (`POST /webhook` answers 200 to any body). See `bench/load.sh`.
+//! Never deploy it.
+
+// A command-line program: its one error line goes to standard error.
+#![allow(clippy::print_stderr)]
+
+use std::process::ExitCode;
+
+use examples::timeouts::Timeouts;
+use examples::{baseline, listen, logging, shutdown};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    logging::init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bare-actix: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let address = listen::address()?;
+    let shutdown = shutdown::signal()?;
+    let listener = std::net::TcpListener::bind(address)?;
+    tracing::info!(
+        "UNVERIFIED baseline listening on http://{}",
+        listener.local_addr()?
+    );
+    baseline::actix_server(listener, Timeouts::default(), shutdown)?.await?;
+    Ok(())
+}
