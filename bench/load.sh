@@ -19,7 +19,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
-BASE_PORT=${BASE_PORT:-39100}
+BASE_PORT=${BASE_PORT:-18100}  # below the ephemeral range: clients never hold it
 SECRET=load-benchmark-secret
 BODY_FILE=bench/sample-leads-submit.json
 
