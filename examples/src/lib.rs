@@ -20,3 +20,9 @@ pub mod random;
 pub mod send;
 pub mod shutdown;
 pub mod timeouts;
+
+/// The workspace README's code examples, compiled as doctests here (it belongs to
+/// no published crate).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;
