@@ -46,7 +46,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, Error, HttpResponse, HttpServer, ResponseError, web};
 use chatbase_actix::{ChatbaseEvent, Verifier, VerifyChatbase, method_not_allowed};
 
-use crate::deliveries::{Deliveries, Delivery};
+use crate::deliveries::Deliveries;
 use crate::timeouts::Timeouts;
 
 /// The receiver's application: `POST /webhook` (the extractor) and
@@ -74,22 +74,22 @@ fn routes(verifier: Verifier, deliveries: Deliveries) -> impl FnOnce(&mut web::S
         config
             .app_data(web::Data::new(verifier.clone()))
             .app_data(web::Data::new(deliveries))
-            .service(
-                web::resource("/webhook")
-                    .route(web::post().to(webhook))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .service(webhook_resource())
             .service(
                 // Every request in the scope is verified first, whatever its method.
                 web::scope("/scoped")
                     .wrap(VerifyChatbase::new(verifier))
-                    .service(
-                        web::resource("/webhook")
-                            .route(web::post().to(webhook))
-                            .default_service(web::to(method_not_allowed)),
-                    ),
+                    .service(webhook_resource()),
             );
     }
+}
+
+/// `POST /webhook` to [`webhook`]; any other method gets a 405 with `Allow: POST`
+/// (actix-web's own 405 has no `Allow`).
+fn webhook_resource() -> actix_web::Resource {
+    web::resource("/webhook")
+        .route(web::post().to(webhook))
+        .default_service(web::to(method_not_allowed))
 }
 
 /// An app with the request timeout, for `routes` to fill in: the receiver's, or
@@ -115,14 +115,7 @@ pub(crate) fn timed_app(
 async fn webhook(event: ChatbaseEvent, deliveries: web::Data<Deliveries>) -> HttpResponse {
     // A real receiver matches on `event.event()` here and stores the lead
     // (`Event::LeadsSubmit(lead)`: `lead.customer_email`, ...). Never log those.
-    let delivery = Delivery::of(&event);
-    tracing::info!(
-        event_type = %delivery.event_type,
-        chatbot_id = %delivery.chatbot_id.as_deref().unwrap_or("-"),
-        conversation_id = %delivery.conversation_id.as_deref().unwrap_or("-"),
-        "Chatbase event received"
-    );
-    deliveries.record(delivery);
+    deliveries.receive(&event);
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("OK")

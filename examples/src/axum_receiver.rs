@@ -47,7 +47,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::deliveries::{Deliveries, Delivery};
+use crate::deliveries::Deliveries;
 use crate::timeouts::{AXUM_MAX_HEADER_BYTES, Timeouts};
 
 /// The router's state: the verifier the extractor uses, and where handlers
@@ -100,14 +100,7 @@ pub(crate) fn with_request_timeout(routes: Router, timeouts: Timeouts) -> Router
 async fn webhook(State(state): State<AppState>, event: ChatbaseEvent) -> &'static str {
     // A real receiver matches on `event.event()` here and stores the lead
     // (`Event::LeadsSubmit(lead)`: `lead.customer_email`, ...). Never log those.
-    let delivery = Delivery::of(&event);
-    tracing::info!(
-        event_type = %delivery.event_type,
-        chatbot_id = %delivery.chatbot_id.as_deref().unwrap_or("-"),
-        conversation_id = %delivery.conversation_id.as_deref().unwrap_or("-"),
-        "Chatbase event received"
-    );
-    state.deliveries.record(delivery);
+    state.deliveries.receive(&event);
     "OK"
 }
 

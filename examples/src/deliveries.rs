@@ -101,6 +101,20 @@ impl Deliveries {
         (deliveries, Delivered { receiver })
     }
 
+    /// What both receivers' handlers do with a verified event: one `info` line
+    /// with its type, chatbot and conversation (never the customer's details),
+    /// and the delivery recorded.
+    pub fn receive(&self, event: &ChatbaseEvent) {
+        let delivery = Delivery::of(event);
+        tracing::info!(
+            event_type = %delivery.event_type,
+            chatbot_id = %delivery.chatbot_id.as_deref().unwrap_or("-"),
+            conversation_id = %delivery.conversation_id.as_deref().unwrap_or("-"),
+            "Chatbase event received"
+        );
+        self.record(delivery);
+    }
+
     /// Records a delivery. Call it once per event a handler accepts.
     pub fn record(&self, delivery: Delivery) {
         self.count.fetch_add(1, Ordering::Relaxed);

@@ -8,12 +8,13 @@
 //! - [`deliveries`]: what the handlers saw, without customer data;
 //! - [`timeouts`]: the receivers' timeouts against slow clients;
 //! - [`baseline`]: the receivers without verification, for `bench/load.sh` only;
-//! - [`listen`], [`logging`], [`shutdown`], [`random`]: the binaries' plumbing.
+//! - [`listen`], [`logging`], [`shutdown`], [`random`], [`exit`]: the binaries' plumbing.
 
 pub mod actix_receiver;
 pub mod axum_receiver;
 pub mod baseline;
 pub mod deliveries;
+pub mod exit;
 pub mod listen;
 pub mod logging;
 pub mod random;

@@ -4,26 +4,17 @@
 //! See the examples README for the contract; the code is in
 //! `examples::axum_receiver`.
 
-// A command-line program: its one error line goes to standard error.
-#![allow(clippy::print_stderr)]
-
 use std::process::ExitCode;
 
 use chatbase_axum::Verifier;
 use examples::deliveries::Deliveries;
 use examples::timeouts::Timeouts;
-use examples::{axum_receiver, listen, logging, shutdown};
+use examples::{axum_receiver, exit, listen, logging, shutdown};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logging::init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("axum-receiver: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::exit_code("axum-receiver", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,24 +2,15 @@
 //! verification (`POST /webhook` answers 200 to any body). See `bench/load.sh`.
 //! Never deploy it.
 
-// A command-line program: its one error line goes to standard error.
-#![allow(clippy::print_stderr)]
-
 use std::process::ExitCode;
 
 use examples::timeouts::Timeouts;
-use examples::{baseline, listen, logging, shutdown};
+use examples::{baseline, exit, listen, logging, shutdown};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     logging::init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bare-actix: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::exit_code("bare-actix", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,24 +2,15 @@
 //! verification (`POST /webhook` answers 200 to any body). See `bench/load.sh`.
 //! Never deploy it.
 
-// A command-line program: its one error line goes to standard error.
-#![allow(clippy::print_stderr)]
-
 use std::process::ExitCode;
 
 use examples::timeouts::Timeouts;
-use examples::{axum_receiver, baseline, listen, logging, shutdown};
+use examples::{axum_receiver, baseline, exit, listen, logging, shutdown};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logging::init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bare-axum: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::exit_code("bare-axum", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
