@@ -141,8 +141,9 @@ fn verifier_from_app_data(req: &HttpRequest) -> Option<&Verifier> {
     })
 }
 
-/// Logs a rejection once and turns it into the extractor's error.
-fn reject(error: chatbase_core::Error) -> ChatbaseError {
+/// Logs a rejection once and turns it into the error the extractor and the
+/// middleware answer with.
+pub(crate) fn reject(error: chatbase_core::Error) -> ChatbaseError {
     let error = ChatbaseError::Rejected(error);
     error.log();
     error

@@ -13,7 +13,6 @@ use actix_web::{Error, HttpMessage};
 use chatbase_core::Verifier;
 use futures_util::future::LocalBoxFuture;
 
-use crate::ChatbaseError;
 use crate::extract::{self, Verified};
 
 /// Middleware that lets only verified Chatbase webhooks through: wrap an `App`,
@@ -164,9 +163,8 @@ where
 
 /// Logs a rejection once and answers it, without calling the inner service.
 fn reject<B>(req: ServiceRequest, error: chatbase_core::Error) -> ServiceResponse<EitherBody<B>> {
-    let error = ChatbaseError::Rejected(error);
-    error.log();
-    req.error_response(error).map_into_right_body()
+    req.error_response(extract::reject(error))
+        .map_into_right_body()
 }
 
 /// actix-web's body-extractor configurations sized to the verifier's limit, ready
