@@ -21,7 +21,7 @@ use crate::extract::{self, Verified};
 /// For every request in its scope, whatever the method, it checks the
 /// `x-chatbase-signature` header, reads the body up to the [`Verifier`]'s limit,
 /// verifies it and parses it, all through [`chatbase_core`]. A request that fails
-/// is answered with the [`ChatbaseError`] (401, 413 or 400, JSON body), logged once,
+/// is answered with the [`ChatbaseError`](crate::ChatbaseError) (401, 413 or 400, JSON body), logged once,
 /// and never reaches the services inside. A request that passes goes on with:
 ///
 /// - its body given back, byte for byte, so `web::Bytes`, `String`, `web::Json<T>`
