@@ -56,6 +56,24 @@ impl ChatbaseEvent {
         }
     }
 
+    /// Parses a body that a [`Verifier`](crate::Verifier) accepted earlier and
+    /// that you kept, byte for byte: for instance a delivery read back from a
+    /// durable inbox, or replayed from your own archive.
+    ///
+    /// This is the one way to make a `ChatbaseEvent` without checking a
+    /// signature, so never call it on bytes that come from a request: only on
+    /// bytes that were verified when they arrived, and stored where nobody else
+    /// writes.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPayload`](crate::InvalidPayload) if the bytes are not a
+    /// Chatbase event (they would have been refused with a 400 when they
+    /// arrived).
+    pub fn from_verified_body(body: Bytes) -> Result<Self, crate::InvalidPayload> {
+        crate::parse::parse(body)
+    }
+
     /// The chatbot the event is about (`chatbotId`), if the body names one.
     pub fn chatbot_id(&self) -> Option<&str> {
         self.chatbot_id.as_deref()

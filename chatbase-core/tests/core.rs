@@ -78,7 +78,7 @@ struct NodeVector {
 }
 
 fn node_vectors() -> NodeVectors {
-    serde_json::from_str(include_str!("fixtures/node-hmac-sha1.json")).unwrap()
+    serde_json::from_str(include_str!("../../testdata/node-hmac-sha1.json")).unwrap()
 }
 
 /// Every vector made with `crypto.createHmac('sha1', secret).update(body).digest('hex')`.

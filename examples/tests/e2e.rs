@@ -606,7 +606,7 @@ struct NodeVector {
 
 fn node_vectors() -> Vec<NodeVector> {
     let vectors: NodeVectors =
-        serde_json::from_str(include_str!("fixtures/node-hmac-sha1.json")).unwrap();
+        serde_json::from_str(include_str!("../../testdata/node-hmac-sha1.json")).unwrap();
     assert_eq!(vectors.vectors.len(), 60);
     vectors.vectors
 }
