@@ -7,12 +7,13 @@
 //! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests (chatbase-core's `test-util`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod error;
+mod body;
 mod extract;
 mod method;
 mod middleware;
+mod rejection;
 
-pub use error::ChatbaseError;
+pub use rejection::ChatbaseRejection;
 pub use extract::ChatbaseEvent;
 pub use method::method_not_allowed;
 pub use middleware::{VerifyChatbase, VerifyChatbaseMiddleware};

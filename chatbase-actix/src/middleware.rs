@@ -13,7 +13,8 @@ use actix_web::{Error, HttpMessage};
 use chatbase_core::Verifier;
 use futures_util::future::LocalBoxFuture;
 
-use crate::extract::{self, Verified};
+use crate::ChatbaseRejection;
+use crate::body::{head, read_and_verify};
 
 /// Middleware that lets only verified Chatbase webhooks through: wrap an `App`,
 /// a `Scope` or a `Resource` with it.
@@ -21,14 +22,16 @@ use crate::extract::{self, Verified};
 /// For every request in its scope, whatever the method, it checks the
 /// `x-chatbase-signature` header, reads the body up to the [`Verifier`]'s limit,
 /// verifies it and parses it, all through [`chatbase_core`]. A request that fails
-/// is answered with the [`ChatbaseError`](crate::ChatbaseError) (401, 413 or 400, JSON body), logged once,
-/// and never reaches the services inside. A request that passes goes on with:
+/// is answered with the [`ChatbaseRejection`] (401, 413 or 400, JSON body),
+/// logged once, and never reaches the services inside. A request that passes
+/// goes on with:
 ///
 /// - its body given back, byte for byte, so `web::Bytes`, `String`, `web::Json<T>`
 ///   and `web::Payload` read it as if nothing had happened;
-/// - the verified event in the request extensions, so a
-///   [`ChatbaseEvent`](crate::ChatbaseEvent) argument takes it as is, without
-///   hashing or parsing again and without a verifier in app data;
+/// - the verified [`chatbase_core::ChatbaseEvent`] in the request extensions,
+///   so a [`ChatbaseEvent`](crate::ChatbaseEvent) argument takes it as is,
+///   without hashing or parsing again and without a verifier in app data, and
+///   `web::ReqData<chatbase_core::ChatbaseEvent>` works too;
 /// - actix-web's body limits raised to the verifier's: if no [`PayloadConfig`] or
 ///   [`JsonConfig`] is registered for the request, it registers one whose limit is
 ///   [`Verifier::body_limit`], so a signed body the verifier accepted is not
@@ -136,21 +139,21 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let signature = match extract::check_head(&self.verifier, req.headers()) {
-            Ok(signature) => signature,
+        let verification = match head(&self.verifier, req.headers()) {
+            Ok(verification) => verification,
             Err(error) => return Box::pin(ready(Ok(reject(req, error)))),
         };
         let service = Rc::clone(&self.service);
-        let verifier = self.verifier.clone();
+        let limit = self.verifier.body_limit();
         let limits = Rc::clone(&self.limits);
         let payload = req.take_payload();
         Box::pin(async move {
-            let event = match extract::read_and_verify(&verifier, &signature, payload).await {
+            let event = match read_and_verify(verification, payload, limit).await {
                 Ok(event) => event,
                 Err(error) => return Ok(reject(req, error)),
             };
             let body = event.raw_body().clone();
-            req.extensions_mut().insert(Verified(event));
+            req.extensions_mut().insert(event);
             req.set_payload(Payload::from(body));
             limits.register_missing(&mut req);
             service
@@ -163,7 +166,7 @@ where
 
 /// Logs a rejection once and answers it, without calling the inner service.
 fn reject<B>(req: ServiceRequest, error: chatbase_core::Error) -> ServiceResponse<EitherBody<B>> {
-    req.error_response(extract::reject(error))
+    req.error_response(ChatbaseRejection::Rejected(error).logged())
         .map_into_right_body()
 }
 

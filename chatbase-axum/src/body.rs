@@ -1,69 +1,65 @@
-//! Reading a webhook body under the limit, and draining the rest of a rejected
-//! one so that the client receives the rejection.
+//! Reading a webhook body into chatbase-core's [`Verification`], and draining the
+//! rest of a rejected one so that the client receives the rejection.
+//!
+//! [`Verification`]: chatbase_core::Verification
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::time::Duration;
 
 use axum_core::body::Body;
-use bytes::{Bytes, BytesMut};
+use chatbase_core::{ChatbaseEvent, Error, SIGNATURE_HEADER, Verifier};
 use http::header::EXPECT;
 use http::request::Parts;
-use http::{HeaderMap, Version};
-use http_body::{Body as _, Frame};
+use http::{HeaderMap, HeaderValue, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use tokio::task::JoinHandle;
 
-/// Why [`read_to_limit`] stopped.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    /// The body passed the limit after `read` bytes; the rest is still unread.
-    TooLarge { read: usize },
-    /// The body stream failed.
-    Stream(axum_core::Error),
-}
+use crate::ChatbaseRejection;
 
-/// Reads the whole body, or stops as soon as more than `limit` bytes have
-/// arrived. The body is borrowed so that the caller can still drain what is left.
+/// Verifies a request and parses its body, in chatbase-core's order: the head
+/// (signature header, announced length) before any of the body is read, then
+/// the body frame by frame into the verification (which stops it at the limit),
+/// then the HMAC, then the event.
 ///
-/// A body sent in one frame (a `Content-Length` body that arrived in one read,
-/// or an in-memory body) is returned without copying.
-pub(crate) async fn read_to_limit(body: &mut Body, limit: usize) -> Result<Bytes, ReadError> {
-    let capacity = body
-        .size_hint()
-        .exact()
-        .and_then(|len| usize::try_from(len).ok())
-        .filter(|&len| len <= limit)
-        .unwrap_or(0);
+/// A rejection is logged once. When it comes before the body was read to its
+/// end, the rest is drained in the background so that the client receives it.
+pub(crate) async fn verify(
+    verifier: &Verifier,
+    parts: &Parts,
+    mut body: Body,
+) -> Result<ChatbaseEvent, ChatbaseRejection> {
+    let signatures = parts
+        .headers
+        .get_all(SIGNATURE_HEADER)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    // hyper announces a `Content-Length` as the body's size hint.
+    let announced = body.size_hint().lower();
+    let limit = verifier.body_limit();
+    let mut verification = match verifier.head(signatures, Some(announced)) {
+        Ok(verification) => verification,
+        Err(error) => {
+            drain_in_background(parts, body, 0, limit);
+            return Err(ChatbaseRejection::Rejected(error).logged());
+        }
+    };
     let mut read = 0_usize;
-    let mut single: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    while let Some(frame) = next_frame(body).await {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| ChatbaseRejection::Rejected(Error::read_body(error)))?;
         // Trailers carry nothing that is signed.
-        let Ok(data) = frame.map_err(ReadError::Stream)?.into_data() else {
+        let Ok(data) = frame.into_data() else {
             continue;
         };
-        if data.is_empty() {
-            continue;
-        }
         read = read.saturating_add(data.len());
-        if read > limit {
-            return Err(ReadError::TooLarge { read });
+        if let Err(error) = verification.chunk(data) {
+            drain_in_background(parts, body, read, limit);
+            return Err(ChatbaseRejection::Rejected(error).logged());
         }
-        if joined.is_empty() {
-            let Some(first) = single.take() else {
-                single = Some(data);
-                continue;
-            };
-            joined.reserve(capacity.max(first.len() + data.len()));
-            joined.extend_from_slice(&first);
-        }
-        joined.extend_from_slice(&data);
     }
-    Ok(single.unwrap_or_else(|| joined.freeze()))
-}
-
-async fn next_frame(body: &mut Body) -> Option<Result<Frame<Bytes>, axum_core::Error>> {
-    poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+    verification
+        .finish()
+        .await
+        .map_err(|error| ChatbaseRejection::Rejected(error).logged())
 }
 
 /// The most a rejected body is drained to, in bytes, counted from its first
@@ -124,7 +120,7 @@ pub(crate) fn drain_in_background(
 async fn drain(mut body: Body, budget: usize) -> bool {
     let discard = async {
         let mut left = budget;
-        while let Some(frame) = next_frame(&mut body).await {
+        while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
                 return false;
             };
@@ -159,12 +155,15 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
+    use std::pin::Pin;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Context, Poll};
 
+    use bytes::Bytes;
+    use chatbase_core::{Secret, testing};
     use futures_util::stream;
-    use http_body::SizeHint;
+    use http_body::{Frame, SizeHint};
 
     use super::*;
 
@@ -223,52 +222,47 @@ mod tests {
         builder.body(()).unwrap().into_parts().0
     }
 
-    #[tokio::test]
-    async fn reads_a_body_in_many_frames() {
-        let (mut body, _) = counted(10, Some(7));
-        let bytes = read_to_limit(&mut body, 70).await.unwrap();
-        assert_eq!(bytes, vec![b'x'; 70]);
+    fn signed_parts(body: &[u8]) -> (Verifier, Parts) {
+        let secret = Secret::new("body-test").unwrap();
+        let signed = testing::sign_body(&secret, body.to_vec());
+        let parts = request_parts(Version::HTTP_11, &[(SIGNATURE_HEADER, signed.signature())]);
+        (Verifier::new(secret), parts)
     }
 
     #[tokio::test]
-    async fn one_frame_is_not_copied() {
-        let data = Bytes::from(vec![7_u8; 100]);
-        let mut body = Body::from(data.clone());
-        let bytes = read_to_limit(&mut body, 100).await.unwrap();
-        assert_eq!(bytes.as_ptr(), data.as_ptr());
+    async fn verifies_a_body_in_many_frames() {
+        let body = testing::SAMPLE_LEADS_SUBMIT.as_bytes();
+        let (verifier, parts) = signed_parts(body);
+        let frames = body.chunks(10).map(|chunk| Ok::<_, Infallible>(Bytes::copy_from_slice(chunk)));
+        let event = verify(&verifier, &parts, Body::from_stream(stream::iter(frames)))
+            .await
+            .unwrap();
+        assert_eq!(event.raw_body(), body);
     }
 
     #[tokio::test]
-    async fn empty_body_is_empty() {
-        assert!(
-            read_to_limit(&mut Body::empty(), 0)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn stops_as_soon_as_the_limit_is_passed() {
+    async fn stops_reading_as_soon_as_the_limit_is_passed() {
+        let (verifier, parts) = signed_parts(b"{}");
         // An endless body: reading it to the end would never finish.
-        let (mut body, pulled) = counted(100, None);
-        let error = read_to_limit(&mut body, 1000).await.unwrap_err();
-        assert!(
-            matches!(error, ReadError::TooLarge { read: 1100 }),
-            "{error:?}"
-        );
+        let (body, pulled) = counted(100, None);
+        let rejection = verify(&verifier.with_body_limit(1000), &parts, body)
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.reason(), "body_too_large");
+        // Ten frames fit, the eleventh passes the limit. (On this
+        // current-thread runtime the drain task has not run yet.)
         assert_eq!(pulled.load(Ordering::SeqCst), 11);
     }
 
     #[tokio::test]
-    async fn stream_errors_are_reported() {
+    async fn stream_errors_are_400() {
+        let (verifier, parts) = signed_parts(b"{}");
         let frames = stream::iter([Ok(Bytes::from_static(b"{")), Err("client went away")]);
-        let mut body = Body::from_stream(frames);
-        let error = read_to_limit(&mut body, 1000).await.unwrap_err();
-        let ReadError::Stream(error) = error else {
-            panic!("expected a stream error, got {error:?}");
-        };
-        assert_eq!(error.to_string(), "client went away");
+        let rejection = verify(&verifier, &parts, Body::from_stream(frames))
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.reason(), "read_body");
+        assert_eq!(rejection.status(), 400);
     }
 
     #[tokio::test]

@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests (chatbase-core's) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod extract;
-pub mod layer;
 mod rejection;
-mod verify;
+pub mod verify_chatbase;
 
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -16,5 +21,5 @@ pub use chatbase_core::{
 };
 
 pub use self::extract::ChatbaseEvent;
-pub use self::layer::ChatbaseLayer;
 pub use self::rejection::ChatbaseRejection;
+pub use self::verify_chatbase::{VerifyChatbase, VerifyChatbaseLayer};

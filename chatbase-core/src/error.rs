@@ -6,20 +6,35 @@ use serde::Serialize;
 
 use crate::SIGNATURE_HEADER;
 
+/// The `tracing` target every rejection is logged under: `chatbase::rejection`.
+///
+/// A client can cause these `WARN` lines at will (an unsigned request is enough),
+/// so an operator may want to filter or rate-limit them apart from the rest:
+/// `RUST_LOG=info,chatbase::rejection=error` hides them, for instance. The
+/// target is stable.
+pub const REJECTION_LOG_TARGET: &str = "chatbase::rejection";
+
 /// Why a webhook request was rejected.
 ///
-/// Each reason knows its HTTP status ([`Error::status`]) and its response body
-/// ([`Error::json_body`]): the axum and actix-web adapters answer with exactly
-/// these, so every framework follows one policy:
+/// Each reason knows its HTTP status ([`Error::status`]), its response body
+/// ([`Error::json_body`]) and a stable code ([`Error::reason`]): the axum and
+/// actix-web adapters answer with exactly these, so every framework follows one
+/// policy:
 ///
-/// | reason | status |
-/// |---|---|
-/// | [`MissingSignature`](Error::MissingSignature), [`MalformedSignature`](Error::MalformedSignature), [`SignatureMismatch`](Error::SignatureMismatch) | 401 Unauthorized |
-/// | [`BodyTooLarge`](Error::BodyTooLarge) | 413 Payload Too Large |
-/// | [`InvalidPayload`](Error::InvalidPayload), [`ReadBody`](Error::ReadBody) | 400 Bad Request |
+/// | reason | status | [`reason()`](Error::reason) |
+/// |---|---|---|
+/// | [`MissingSignature`](Error::MissingSignature) | 401 Unauthorized | `missing_signature` |
+/// | [`MalformedSignature`](Error::MalformedSignature) | 401 Unauthorized | `malformed_signature` |
+/// | [`MultipleSignatures`](Error::MultipleSignatures) | 401 Unauthorized | `multiple_signatures` |
+/// | [`SignatureMismatch`](Error::SignatureMismatch) | 401 Unauthorized | `signature_mismatch` |
+/// | [`BodyTooLarge`](Error::BodyTooLarge) | 413 Payload Too Large | `body_too_large` |
+/// | [`ReadBody`](Error::ReadBody) | 400 Bad Request | `read_body` |
+/// | [`InvalidPayload`](Error::InvalidPayload) | 400 Bad Request | `invalid_payload` |
 ///
-/// [`Display`](fmt::Display) says what is wrong and what to check. It never shows
-/// the secret, the expected signature or anything from the body.
+/// The client is told briefly what is wrong (`{"message": "signature
+/// mismatch"}`); [`Display`](fmt::Display), which the log line carries, also
+/// says what the operator should check. Neither ever shows the secret, the
+/// expected signature or anything from the body.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -32,6 +47,14 @@ pub enum Error {
     /// The `x-chatbase-signature` header is not 40 hex digits.
     #[error(transparent)]
     MalformedSignature(MalformedSignature),
+    /// The request has more than one `x-chatbase-signature` header: no sender
+    /// that signs sends two, and checking either one would let the other pass
+    /// unexamined by whatever sits in front.
+    #[error(
+        "more than one `{SIGNATURE_HEADER}` header: Chatbase sends exactly one; check \
+         for a proxy or client that adds its own"
+    )]
+    MultipleSignatures,
     /// The signature does not match the body under any configured secret.
     #[error(
         "signature mismatch: `{SIGNATURE_HEADER}` does not match the body under any \
@@ -66,43 +89,88 @@ impl Error {
         Self::ReadBody(source.into())
     }
 
-    /// The HTTP status to answer with: 401 for a missing, malformed or mismatched
-    /// signature, 413 for a body over the limit, 400 for a body that could not be
-    /// read or is not a Chatbase event.
+    /// The HTTP status to answer with: 401 for a missing, malformed, repeated or
+    /// mismatched signature, 413 for a body over the limit, 400 for a body that
+    /// could not be read or is not a Chatbase event.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MissingSignature | Self::MalformedSignature(_) | Self::SignatureMismatch => 401,
+            Self::MissingSignature
+            | Self::MalformedSignature(_)
+            | Self::MultipleSignatures
+            | Self::SignatureMismatch => 401,
             Self::BodyTooLarge { .. } => 413,
             Self::ReadBody(_) | Self::InvalidPayload(_) => 400,
         }
     }
 
-    /// The response body to answer with: `{"message": "<Display>"}`, to be sent
-    /// with `content-type: application/json`.
+    /// A stable code for the kind of rejection, for metrics labels and log
+    /// queries: `missing_signature`, `malformed_signature`, `multiple_signatures`,
+    /// `signature_mismatch`, `body_too_large`, `read_body` or `invalid_payload`.
+    ///
+    /// The set is small and fixed (a new kind of rejection adds a code; an
+    /// existing code never changes), so it is safe as a label value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing_signature",
+            Self::MalformedSignature(_) => "malformed_signature",
+            Self::MultipleSignatures => "multiple_signatures",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::ReadBody(_) => "read_body",
+            Self::InvalidPayload(_) => "invalid_payload",
+        }
+    }
+
+    /// What the client is told: a few words, without the operator's hints
+    /// (those are in [`Display`](fmt::Display), which the log line carries).
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing x-chatbase-signature header",
+            Self::MalformedSignature(_) => {
+                "malformed x-chatbase-signature header: expected 40 hex digits (HMAC-SHA1)"
+            }
+            Self::MultipleSignatures => "more than one x-chatbase-signature header",
+            Self::SignatureMismatch => "signature mismatch",
+            Self::BodyTooLarge { .. } => "request body too large",
+            Self::ReadBody(_) => "could not read the request body",
+            Self::InvalidPayload(_) => "the body is signed but is not a Chatbase event",
+        }
+    }
+
+    /// The response body to answer with: `{"message": "..."}` holding
+    /// [`client_message`](Error::client_message), to be sent with
+    /// `content-type: application/json`.
     ///
     /// ```
     /// # use chatbase_core::Error;
-    /// let body = Error::MissingSignature.json_body();
-    /// assert!(body.starts_with(r#"{"message":"missing `x-chatbase-signature` header"#));
+    /// assert_eq!(Error::SignatureMismatch.json_body(), r#"{"message":"signature mismatch"}"#);
     /// ```
     pub fn json_body(&self) -> String {
         #[derive(Serialize)]
         struct Body {
-            message: String,
+            message: &'static str,
         }
         let body = Body {
-            message: self.to_string(),
+            message: self.client_message(),
         };
         // Serializing a struct with one string field cannot fail.
         serde_json::to_string(&body).unwrap_or_else(|_| String::from(r#"{"message":"rejected"}"#))
     }
 
-    /// Logs the rejection at `WARN` through `tracing`: the status and the reason,
-    /// never the secret, the signature or anything from the body.
+    /// Logs the rejection at `WARN` through `tracing`, under the target
+    /// [`REJECTION_LOG_TARGET`] (`chatbase::rejection`): the status, the
+    /// [`reason`](Error::reason) code, and the [`Display`](fmt::Display) message
+    /// with what to check; never the secret, the signature or anything from the
+    /// body.
     ///
     /// The adapters call this once for every request they reject.
     pub fn log(&self) {
-        tracing::warn!(status = self.status(), reason = %self, "rejected a Chatbase webhook");
+        tracing::warn!(
+            target: REJECTION_LOG_TARGET,
+            status = self.status(),
+            reason = self.reason(),
+            "rejected a Chatbase webhook: {self}"
+        );
     }
 }
 
@@ -250,6 +318,7 @@ mod tests {
             401
         );
         assert_eq!(Error::SignatureMismatch.status(), 401);
+        assert_eq!(Error::MultipleSignatures.status(), 401);
         assert_eq!(Error::BodyTooLarge { limit: 10 }.status(), 413);
         assert_eq!(Error::read_body("connection reset").status(), 400);
         let invalid = InvalidPayload::new(PayloadErrorKind::NotJson, None);
@@ -284,10 +353,35 @@ mod tests {
     }
 
     #[test]
-    fn json_body_is_the_display_under_message() {
+    fn json_body_is_the_short_message_and_display_the_hint() {
         let error = Error::BodyTooLarge { limit: 1024 };
         let body: serde_json::Value = serde_json::from_str(&error.json_body()).unwrap();
-        assert_eq!(body, serde_json::json!({ "message": error.to_string() }));
+        assert_eq!(body, serde_json::json!({ "message": "request body too large" }));
+        assert!(error.to_string().contains("with_body_limit"), "{error}");
+    }
+
+    #[test]
+    fn reasons_are_distinct_snake_case_codes() {
+        let invalid = InvalidPayload::new(PayloadErrorKind::NotJson, None);
+        let errors = [
+            Error::MissingSignature,
+            Error::MalformedSignature(MalformedSignature::of(b"x")),
+            Error::MultipleSignatures,
+            Error::SignatureMismatch,
+            Error::BodyTooLarge { limit: 1 },
+            Error::read_body("reset"),
+            Error::InvalidPayload(invalid),
+        ];
+        let mut reasons: Vec<_> = errors.iter().map(Error::reason).collect();
+        for reason in &reasons {
+            assert!(
+                reason.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{reason}"
+            );
+        }
+        reasons.sort_unstable();
+        reasons.dedup();
+        assert_eq!(reasons.len(), errors.len());
     }
 
     #[test]

@@ -3,19 +3,27 @@
 use std::fmt;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::Deserialize;
+use serde::ser::{Error as _, Serialize, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
 
 use crate::Lead;
+use crate::lead::LeadFields;
+use crate::text::{Span, Text};
 
 /// A verified Chatbase webhook event: the chatbot it is about, the typed event,
 /// and the raw body exactly as it was signed.
 ///
 /// There is deliberately no way to parse one from untrusted bytes: a
 /// `ChatbaseEvent` only comes out of a [`Verifier`](crate::Verifier) (or the
-/// `test-util` feature's helpers, which sign first), so holding one means its
-/// signature was checked.
+/// `test-util` feature's helpers, which sign first, or
+/// [`from_verified_body`](ChatbaseEvent::from_verified_body) for bytes verified
+/// earlier), so holding one means its signature was checked.
+///
+/// It owns the raw body and the positions of the strings within it: the typed
+/// view, [`event()`](ChatbaseEvent::event), borrows them back, so neither parsing
+/// nor reading an event allocates (only a string sent with JSON escapes is
+/// decoded into text of its own).
 ///
 /// # Example
 ///
@@ -33,7 +41,7 @@ use crate::Lead;
 /// assert_eq!(event.chatbot_id(), Some("bot_1"));
 /// match event.event() {
 ///     Event::LeadsSubmit(lead) => {
-///         assert_eq!(lead.conversation_id.as_deref(), Some("conv_1"));
+///         assert_eq!(lead.conversation_id(), Some("conv_1"));
 ///     }
 ///     other => println!("ignoring a {} event", other.event_type()),
 /// }
@@ -42,17 +50,34 @@ use crate::Lead;
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct ChatbaseEvent {
-    chatbot_id: Option<String>,
-    event: Event,
     raw: Bytes,
+    chatbot_id: Option<Text>,
+    event_type: Text,
+    payload: Payload,
+}
+
+/// A payload, as the event type says to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Payload {
+    /// A `leads.submit` payload.
+    Lead(LeadFields),
+    /// Any other type's payload, as the span of its JSON text; `None` when the
+    /// body has none.
+    Other(Option<Span>),
 }
 
 impl ChatbaseEvent {
-    pub(crate) fn new(chatbot_id: Option<String>, event: Event, raw: Bytes) -> Self {
+    pub(crate) fn new(
+        raw: Bytes,
+        chatbot_id: Option<Text>,
+        event_type: Text,
+        payload: Payload,
+    ) -> Self {
         Self {
-            chatbot_id,
-            event,
             raw,
+            chatbot_id,
+            event_type,
+            payload,
         }
     }
 
@@ -75,28 +100,32 @@ impl ChatbaseEvent {
     }
 
     /// The chatbot the event is about (`chatbotId`), if the body names one.
+    ///
+    /// With secrets per chatbot, it is the chatbot whose secret verified the
+    /// body.
     pub fn chatbot_id(&self) -> Option<&str> {
-        self.chatbot_id.as_deref()
+        self.chatbot_id.as_ref().map(|id| id.get(&self.raw))
     }
 
     /// The typed event: match on it.
-    pub fn event(&self) -> &Event {
-        &self.event
+    pub fn event(&self) -> Event<'_> {
+        match &self.payload {
+            Payload::Lead(fields) => Event::LeadsSubmit(Lead::new(&self.raw, fields)),
+            Payload::Other(span) => Event::Unknown(UnknownEvent {
+                event_type: self.event_type(),
+                payload: span.map_or("null", |span| span.str(&self.raw)),
+            }),
+        }
     }
 
     /// The `eventType`, e.g. `leads.submit`.
     pub fn event_type(&self) -> &str {
-        self.event.event_type()
+        self.event_type.get(&self.raw)
     }
 
     /// The body exactly as received and signed. Cheap to clone.
     pub fn raw_body(&self) -> &Bytes {
         &self.raw
-    }
-
-    /// The typed event, dropping the rest.
-    pub fn into_event(self) -> Event {
-        self.event
     }
 
     /// The body exactly as received and signed, dropping the rest.
@@ -109,8 +138,8 @@ impl fmt::Debug for ChatbaseEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The raw body holds customer data: show its length only.
         f.debug_struct("ChatbaseEvent")
-            .field("chatbot_id", &self.chatbot_id)
-            .field("event", &self.event)
+            .field("chatbot_id", &self.chatbot_id())
+            .field("event", &self.event())
             .field("raw_body_len", &self.raw.len())
             .finish()
     }
@@ -118,43 +147,31 @@ impl fmt::Debug for ChatbaseEvent {
 
 /// Serializes to Chatbase's shape: `{"eventType", "chatbotId", "payload"}`.
 impl Serialize for ChatbaseEvent {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let payload = match &self.event {
-            Event::LeadsSubmit(lead) => PayloadRef::Lead(lead),
-            Event::Unknown(unknown) => PayloadRef::Raw(&unknown.payload),
-        };
-        Envelope {
-            event_type: self.event_type(),
-            chatbot_id: self.chatbot_id(),
-            payload,
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut state = serializer.serialize_struct("ChatbaseEvent", 3)?;
+        state.serialize_field("eventType", self.event_type())?;
+        match self.chatbot_id() {
+            Some(id) => state.serialize_field("chatbotId", id)?,
+            None => state.skip_field("chatbotId")?,
         }
-        .serialize(serializer)
+        match self.event() {
+            Event::LeadsSubmit(lead) => state.serialize_field("payload", &lead)?,
+            Event::Unknown(unknown) => {
+                let raw: &RawValue =
+                    serde_json::from_str(unknown.payload_json()).map_err(S::Error::custom)?;
+                state.serialize_field("payload", raw)?;
+            }
+        }
+        state.end()
     }
 }
 
-/// Chatbase's JSON shape, for serializing events and building test bodies.
-#[derive(Serialize)]
-pub(crate) struct Envelope<'a, P> {
-    #[serde(rename = "eventType")]
-    pub(crate) event_type: &'a str,
-    #[serde(rename = "chatbotId", skip_serializing_if = "Option::is_none")]
-    pub(crate) chatbot_id: Option<&'a str>,
-    pub(crate) payload: P,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum PayloadRef<'a> {
-    Lead(&'a Lead),
-    Raw(&'a RawValue),
-}
-
-/// The typed event. Match on it, with a catch-all arm: Chatbase may add event
-/// types, and this crate may learn them.
+/// The typed event, borrowed from a [`ChatbaseEvent`]. Match on it, with a
+/// catch-all arm: Chatbase may add event types, and this crate may learn them.
 ///
 /// ```
 /// # use chatbase_core::Event;
-/// fn handle(event: &Event) {
+/// fn handle(event: Event<'_>) {
 ///     match event {
 ///         Event::LeadsSubmit(lead) => {
 ///             // store the lead
@@ -164,22 +181,22 @@ enum PayloadRef<'a> {
 ///     }
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum Event<'a> {
     /// `leads.submit`: a customer submitted their contact details.
-    LeadsSubmit(Lead),
+    LeadsSubmit(Lead<'a>),
     /// An event type this version of the crate does not know. It is delivered,
     /// not rejected, with its `eventType` and its payload as raw JSON.
     ///
     /// A later version may give such a type its own variant, so don't rely on a
     /// known type arriving here.
-    Unknown(UnknownEvent),
+    Unknown(UnknownEvent<'a>),
 }
 
-impl Event {
+impl<'a> Event<'a> {
     /// The `eventType`, e.g. `leads.submit`.
-    pub fn event_type(&self) -> &str {
+    pub fn event_type(&self) -> &'a str {
         match self {
             Self::LeadsSubmit(_) => Lead::EVENT_TYPE,
             Self::Unknown(unknown) => unknown.event_type(),
@@ -188,73 +205,57 @@ impl Event {
 }
 
 /// An event of a type this crate does not know: its `eventType` and its payload,
-/// kept as the exact JSON text it was sent as.
-#[derive(Clone)]
-pub struct UnknownEvent {
-    event_type: String,
-    payload: Box<RawValue>,
+/// as the exact JSON text it was sent as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UnknownEvent<'a> {
+    event_type: &'a str,
+    payload: &'a str,
 }
 
-impl UnknownEvent {
-    pub(crate) fn new(event_type: String, payload: Box<RawValue>) -> Self {
-        Self {
-            event_type,
-            payload,
-        }
-    }
-
+impl<'a> UnknownEvent<'a> {
     /// The `eventType`.
-    pub fn event_type(&self) -> &str {
-        &self.event_type
+    pub fn event_type(&self) -> &'a str {
+        self.event_type
     }
 
-    /// The payload as raw JSON (`null` if the body had none).
-    pub fn payload(&self) -> &RawValue {
-        &self.payload
+    /// The payload's JSON text, exactly as sent (`null` if the body had none).
+    pub fn payload_json(&self) -> &'a str {
+        self.payload
     }
 
-    /// Deserializes the payload into your own type.
+    /// Deserializes the payload into your own type, which may borrow from it.
     ///
     /// # Errors
     ///
     /// `serde_json`'s, if the payload does not fit `T`.
     ///
     /// ```
-    /// # use chatbase_core::{Event, Secret, Verifier, sign};
+    /// # use chatbase_core::{Event, testing};
     /// #[derive(serde::Deserialize)]
     /// #[serde(rename_all = "camelCase")]
-    /// struct ConversationEnded {
-    ///     conversation_id: String,
+    /// struct ConversationEnded<'a> {
+    ///     conversation_id: &'a str,
     /// }
     ///
-    /// # let secret = Secret::new("s")?;
     /// let body = r#"{"eventType":"conversations.end","chatbotId":"b","payload":{"conversationId":"c9"}}"#;
-    /// # let signature = sign(&secret, body.as_bytes());
-    /// # let event = Verifier::new(secret).verify_and_parse(body.into(), Some(signature.as_bytes()))?;
+    /// let event = testing::event(body)?;
     /// if let Event::Unknown(unknown) = event.event() {
-    ///     let ended: ConversationEnded = unknown.deserialize_payload()?;
+    ///     let ended: ConversationEnded<'_> = unknown.deserialize_payload()?;
     ///     assert_eq!(ended.conversation_id, "c9");
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn deserialize_payload<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
-        serde_json::from_str(self.payload.get())
+    pub fn deserialize_payload<T: Deserialize<'a>>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(self.payload)
     }
 }
 
-impl PartialEq for UnknownEvent {
-    /// Same type and the same payload text.
-    fn eq(&self, other: &Self) -> bool {
-        self.event_type == other.event_type && self.payload.get() == other.payload.get()
-    }
-}
-
-impl fmt::Debug for UnknownEvent {
+impl fmt::Debug for UnknownEvent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The payload may hold customer data: show its length only.
         f.debug_struct("UnknownEvent")
             .field("event_type", &self.event_type)
-            .field("payload_len", &self.payload.get().len())
+            .field("payload_len", &self.payload.len())
             .finish()
     }
 }

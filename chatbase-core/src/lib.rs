@@ -13,15 +13,19 @@ mod lead;
 mod parse;
 mod secret;
 mod signature;
+mod text;
+mod verification;
 mod verifier;
 
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
-pub use error::{Error, InvalidPayload, MalformedSignature, PayloadErrorKind};
+pub use error::{Error, InvalidPayload, MalformedSignature, PayloadErrorKind, REJECTION_LOG_TARGET};
 pub use event::{ChatbaseEvent, Event, UnknownEvent};
 pub use lead::Lead;
 pub use secret::{EnvProblem, PREVIOUS_SECRET_ENV_VAR, SECRET_ENV_VAR, Secret, SecretError};
-pub use signature::{SIGNATURE_HEADER, Signature, sign};
+pub(crate) use signature::Signature;
+pub use signature::{SIGNATURE_HEADER, sign};
+pub use verification::Verification;
 pub use verifier::{DEFAULT_BODY_LIMIT, Verifier};

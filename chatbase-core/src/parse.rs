@@ -1,45 +1,62 @@
-//! Parsing a verified body into a [`ChatbaseEvent`], in one pass.
+//! Parsing a verified body into a [`ChatbaseEvent`], in one pass and without
+//! allocating.
 //!
 //! serde's internally tagged enums buffer the whole object into an intermediate
 //! tree before they look at the tag, which nearly doubles the cost of a small
 //! event. Here a hand-written map visitor reads `eventType` first (Chatbase sends
-//! it first) and then deserializes `payload` straight into its type; an unknown
-//! type's payload is only validated and kept as a borrowed slice of the body. If
-//! `payload` comes before `eventType`, it is kept raw and parsed once the type is
-//! known.
+//! it first) and then reads `payload` straight into its type; an unknown type's
+//! payload is only validated and kept as a span of the body. If `payload` comes
+//! before `eventType`, its span is kept and read once the type is known.
+//!
+//! Strings are kept as spans of the body ([`Text`]): the event borrows them back
+//! when asked, so nothing is allocated but for strings sent with escapes.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::Lead;
 use crate::error::{InvalidPayload, PayloadErrorKind};
-use crate::event::{ChatbaseEvent, Event, UnknownEvent};
+use crate::event::{ChatbaseEvent, Payload};
+use crate::lead::{LeadFields, LeadSeed};
+use crate::text::{OptionalTextSeed, Span, Text, TextSeed};
 
 /// Parses a verified body. Only [`Verifier`](crate::Verifier) calls this, after
-/// the signature has matched.
+/// the signature has matched (and [`ChatbaseEvent::from_verified_body`], for
+/// bytes verified earlier).
 pub(crate) fn parse(body: Bytes) -> Result<ChatbaseEvent, InvalidPayload> {
-    let parsed = parse_slice(&body);
-    match parsed {
-        Ok((chatbot_id, event)) => Ok(ChatbaseEvent::new(chatbot_id, event, body)),
+    match parse_slice(&body) {
+        Ok(Envelope {
+            chatbot_id,
+            event_type,
+            payload,
+        }) => Ok(ChatbaseEvent::new(body, chatbot_id, event_type, payload)),
         Err(error) => Err(classify(&body, error)),
     }
 }
 
-fn parse_slice(body: &[u8]) -> serde_json::Result<(Option<String>, Event)> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let parsed = deserializer.deserialize_map(EnvelopeVisitor)?;
-    deserializer.end()?;
-    Ok(parsed)
+/// The top-level fields of an event, as spans of the body.
+struct Envelope {
+    chatbot_id: Option<Text>,
+    event_type: Text,
+    payload: Payload,
 }
 
+fn parse_slice(body: &[u8]) -> serde_json::Result<Envelope> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let envelope = deserializer.deserialize_map(EnvelopeVisitor { base: body })?;
+    deserializer.end()?;
+    Ok(envelope)
+}
+
+/// The top-level keys of an event. Shared with the chatbot-id scan, so that
+/// both read keys (escapes included) by the same rules.
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "camelCase")]
-enum Field {
+pub(crate) enum Field {
     EventType,
     ChatbotId,
     Payload,
@@ -48,24 +65,27 @@ enum Field {
 }
 
 /// A payload read before or after its type was known.
-enum Payload<'de> {
-    Lead(Lead),
-    Raw(&'de RawValue),
+enum Read {
+    Lead(LeadFields),
+    Raw(Span),
 }
 
-struct EnvelopeVisitor;
+struct EnvelopeVisitor<'b> {
+    base: &'b [u8],
+}
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = (Option<String>, Event);
+impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
+    type Value = Envelope;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a Chatbase event object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut event_type: Option<Cow<'de, str>> = None;
-        let mut chatbot_id: Option<Option<String>> = None;
-        let mut payload: Option<Payload<'de>> = None;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let base = self.base;
+        let mut event_type: Option<Text> = None;
+        let mut chatbot_id: Option<Option<Text>> = None;
+        let mut payload: Option<Read> = None;
 
         while let Some(field) = map.next_key::<Field>()? {
             match field {
@@ -73,24 +93,27 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                     if event_type.is_some() {
                         return Err(de::Error::duplicate_field("eventType"));
                     }
-                    event_type = Some(map.next_value::<Text<'de>>()?.0);
+                    event_type = Some(map.next_value_seed(TextSeed { base })?);
                 }
                 Field::ChatbotId => {
                     if chatbot_id.is_some() {
                         return Err(de::Error::duplicate_field("chatbotId"));
                     }
-                    chatbot_id = Some(map.next_value()?);
+                    chatbot_id = Some(map.next_value_seed(OptionalTextSeed { base })?);
                 }
                 Field::Payload => {
                     if payload.is_some() {
                         return Err(de::Error::duplicate_field("payload"));
                     }
-                    payload = Some(match event_type.as_deref() {
-                        Some(Lead::EVENT_TYPE) => {
-                            Payload::Lead(map.next_value::<Option<Lead>>()?.unwrap_or_default())
-                        }
+                    let is_lead = event_type
+                        .as_ref()
+                        .is_some_and(|t| t.get(base) == Lead::EVENT_TYPE);
+                    payload = Some(if is_lead {
+                        Read::Lead(map.next_value_seed(LeadSeed { base })?)
+                    } else {
                         // Unknown type, or not known yet: validate and keep as is.
-                        _ => Payload::Raw(map.next_value()?),
+                        let raw: &RawValue = map.next_value()?;
+                        Read::Raw(span_of(base, raw)?)
                     });
                 }
                 Field::Other => {
@@ -100,57 +123,39 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
         }
 
         let event_type = event_type.ok_or_else(|| de::Error::missing_field("eventType"))?;
-        let event = if event_type == Lead::EVENT_TYPE {
-            Event::LeadsSubmit(match payload {
-                Some(Payload::Lead(lead)) => lead,
-                Some(Payload::Raw(raw)) => serde_json::from_str::<Option<Lead>>(raw.get())
-                    .map_err(de::Error::custom)?
-                    .unwrap_or_default(),
-                None => Lead::default(),
+        let payload = if event_type.get(base) == Lead::EVENT_TYPE {
+            Payload::Lead(match payload {
+                Some(Read::Lead(lead)) => lead,
+                Some(Read::Raw(span)) => read_lead(base, span).map_err(de::Error::custom)?,
+                None => LeadFields::default(),
             })
         } else {
-            let payload = match payload {
-                Some(Payload::Raw(raw)) => raw.to_owned(),
+            Payload::Other(match payload {
+                Some(Read::Raw(span)) => Some(span),
                 // Only `leads.submit` payloads are read as leads.
-                Some(Payload::Lead(_)) | None => RawValue::NULL.to_owned(),
-            };
-            Event::Unknown(UnknownEvent::new(event_type.into_owned(), payload))
+                Some(Read::Lead(_)) | None => None,
+            })
         };
-        Ok((chatbot_id.flatten(), event))
+        Ok(Envelope {
+            chatbot_id: chatbot_id.flatten(),
+            event_type,
+            payload,
+        })
     }
 }
 
-/// A string borrowed from the body when it has no escapes.
-///
-/// (`Cow<str>`'s own `Deserialize` always allocates.)
-struct Text<'de>(Cow<'de, str>);
+/// The span of a raw value the parser borrowed from `base`.
+fn span_of<E: de::Error>(base: &[u8], raw: &RawValue) -> Result<Span, E> {
+    Span::of(base, raw.get().as_bytes())
+        .ok_or_else(|| E::custom("a raw value outside the body"))
+}
 
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-
-        deserializer.deserialize_str(TextVisitor)
-    }
+/// Reads a lead payload that came before its `eventType`, from its span.
+fn read_lead(base: &[u8], span: Span) -> serde_json::Result<LeadFields> {
+    let mut deserializer = serde_json::Deserializer::from_slice(span.bytes(base));
+    let lead = LeadSeed { base }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(lead)
 }
 
 /// Works out what is wrong with a body that failed to parse. Only runs on failure,
@@ -195,6 +200,7 @@ fn has_string_event_type(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Event;
 
     /// The seed document's sample body, with a real address in place of the
     /// page's obfuscated one.
@@ -217,7 +223,7 @@ mod tests {
         parse(Bytes::copy_from_slice(body)).unwrap_err().kind()
     }
 
-    fn lead(event: &ChatbaseEvent) -> &Lead {
+    fn lead(event: &ChatbaseEvent) -> Lead<'_> {
         match event.event() {
             Event::LeadsSubmit(lead) => lead,
             other => panic!("expected a lead, got {other:?}"),
@@ -230,10 +236,10 @@ mod tests {
         assert_eq!(event.chatbot_id(), Some("xxxxxxxx"));
         assert_eq!(event.event_type(), "leads.submit");
         let lead = lead(&event);
-        assert_eq!(lead.conversation_id.as_deref(), Some("xxxxxxxx"));
-        assert_eq!(lead.customer_email.as_deref(), Some("example@chatbase.co"));
-        assert_eq!(lead.customer_name.as_deref(), Some("Example"));
-        assert_eq!(lead.customer_phone.as_deref(), Some("123"));
+        assert_eq!(lead.conversation_id(), Some("xxxxxxxx"));
+        assert_eq!(lead.customer_email(), Some("example@chatbase.co"));
+        assert_eq!(lead.customer_name(), Some("Example"));
+        assert_eq!(lead.customer_phone(), Some("123"));
         assert_eq!(event.raw_body(), SEED_SAMPLE.as_bytes());
     }
 
@@ -242,8 +248,8 @@ mod tests {
         let event = ok(
             r#"{"payload":{"conversationId":"c","customerName":"N"},"chatbotId":"b","eventType":"leads.submit"}"#,
         );
-        assert_eq!(lead(&event).conversation_id.as_deref(), Some("c"));
-        assert_eq!(lead(&event).customer_name.as_deref(), Some("N"));
+        assert_eq!(lead(&event).conversation_id(), Some("c"));
+        assert_eq!(lead(&event).customer_name(), Some("N"));
         assert_eq!(event.chatbot_id(), Some("b"));
     }
 
@@ -251,7 +257,7 @@ mod tests {
     fn escaped_keys_and_values() {
         let event =
             ok(r#"{"event\u0054ype":"leads.su\u0062mit","payload":{"customerName":"A\"B"}}"#);
-        assert_eq!(lead(&event).customer_name.as_deref(), Some("A\"B"));
+        assert_eq!(lead(&event).customer_name(), Some("A\"B"));
     }
 
     #[test]
@@ -261,10 +267,10 @@ mod tests {
                 "payload":{"conversationId":"c","customerEmail":null,"source":"widget"}}"#,
         );
         let lead = lead(&event);
-        assert_eq!(lead.conversation_id.as_deref(), Some("c"));
-        assert_eq!(lead.customer_email, None);
-        assert_eq!(lead.customer_name, None);
-        assert_eq!(lead.customer_phone, None);
+        assert_eq!(lead.conversation_id(), Some("c"));
+        assert_eq!(lead.customer_email(), None);
+        assert_eq!(lead.customer_name(), None);
+        assert_eq!(lead.customer_phone(), None);
     }
 
     #[test]
@@ -274,7 +280,15 @@ mod tests {
             r#"{"eventType":"leads.submit"}"#,
             r#"{"payload":null,"eventType":"leads.submit"}"#,
         ] {
-            assert_eq!(lead(&ok(body)), &Lead::default(), "{body}");
+            let event = ok(body);
+            let lead = lead(&event);
+            let fields = [
+                lead.conversation_id(),
+                lead.customer_email(),
+                lead.customer_name(),
+                lead.customer_phone(),
+            ];
+            assert_eq!(fields, [None; 4], "{body}");
         }
     }
 
@@ -296,7 +310,7 @@ mod tests {
         let Event::Unknown(unknown) = event.event() else {
             panic!("expected an unknown event")
         };
-        assert_eq!(unknown.payload().get(), r#"{"n":[1, 2.5,"x"]}"#);
+        assert_eq!(unknown.payload_json(), r#"{"n":[1, 2.5,"x"]}"#);
         let value: serde_json::Value = unknown.deserialize_payload().unwrap();
         assert_eq!(value, serde_json::json!({"n": [1, 2.5, "x"]}));
 
@@ -304,7 +318,7 @@ mod tests {
         let Event::Unknown(unknown) = no_payload.event() else {
             panic!("expected an unknown event")
         };
-        assert_eq!(unknown.payload().get(), "null");
+        assert_eq!(unknown.payload_json(), "null");
     }
 
     #[test]
@@ -314,7 +328,7 @@ mod tests {
             let Event::Unknown(unknown) = event.event() else {
                 panic!("expected an unknown event")
             };
-            assert_eq!(unknown.payload().get(), payload);
+            assert_eq!(unknown.payload_json(), payload);
         }
     }
 

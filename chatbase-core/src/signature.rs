@@ -47,22 +47,28 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
 /// A signature read from an `x-chatbase-signature` header: 20 bytes decoded from
 /// exactly 40 hex digits, in either case.
 ///
-/// Made by [`Verifier::check_head`](crate::Verifier::check_head); it is only a
-/// claim until [`Verifier::verify_body`](crate::Verifier::verify_body) has checked
-/// it against a body. Its `Debug` output does not show the bytes.
+/// It is only a claim until a body is verified against it. Its `Debug` output
+/// does not show the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-#[must_use = "a signature only means something once a body is verified against it"]
-pub struct Signature {
+pub(crate) struct Signature {
     tag: [u8; TAG_LEN],
 }
 
 impl Signature {
-    /// Reads the header's value: `None` when the header is absent.
+    /// Reads the values of the request's signature headers: there must be
+    /// exactly one.
     ///
     /// Anything but exactly 40 hex digits is malformed and refused here, before any
     /// hashing. Works on a stack buffer: no allocation.
-    pub(crate) fn from_header(value: Option<&[u8]>) -> Result<Self, Error> {
-        let value = value.ok_or(Error::MissingSignature)?;
+    pub(crate) fn from_headers<'h>(
+        values: impl IntoIterator<Item = &'h [u8]>,
+    ) -> Result<Self, Error> {
+        let mut values = values.into_iter();
+        let value = values.next().ok_or(Error::MissingSignature)?;
+        // Which one would be checked? A sender that signs never sends two.
+        if values.next().is_some() {
+            return Err(Error::MultipleSignatures);
+        }
         let mut tag = [0; TAG_LEN];
         match hex::decode_to_slice(value, &mut tag) {
             Ok(()) => Ok(Self { tag }),
@@ -87,7 +93,7 @@ mod tests {
     use super::*;
 
     fn parse(value: &str) -> Result<Signature, Error> {
-        Signature::from_header(Some(value.as_bytes()))
+        Signature::from_headers([value.as_bytes()])
     }
 
     #[test]
@@ -102,10 +108,15 @@ mod tests {
     }
 
     #[test]
-    fn absent_is_missing() {
+    fn absent_is_missing_and_two_are_refused() {
         assert!(matches!(
-            Signature::from_header(None),
+            Signature::from_headers(None),
             Err(Error::MissingSignature)
+        ));
+        let value = b"6adbce953168e65effe7b1da874cc05a25b3fc75".as_slice();
+        assert!(matches!(
+            Signature::from_headers([value, value]),
+            Err(Error::MultipleSignatures)
         ));
     }
 

@@ -6,18 +6,22 @@
 //! and what must be delivered), ready to run against your server.
 //!
 //! ```
-//! use chatbase_core::testing::{self, SignedBody};
-//! use chatbase_core::{Event, Lead, Secret, Verifier};
+//! use chatbase_core::testing::{self, LeadPayload, SignedBody};
+//! use chatbase_core::{Event, Secret, Verifier};
 //!
 //! // Drive an endpoint: a body and the header that signs it.
 //! let secret = Secret::new("test-secret")?;
-//! let mut lead = Lead::default();
-//! lead.conversation_id = Some("conv_42".to_owned());
+//! let lead = LeadPayload {
+//!     conversation_id: Some("conv_42".to_owned()),
+//!     ..LeadPayload::default()
+//! };
 //! let signed: SignedBody = testing::sign_body(&secret, testing::lead_body("bot_1", &lead));
 //! let (name, value) = signed.header();
 //! assert_eq!(name, "x-chatbase-signature");
 //! let event = Verifier::new(secret).verify_and_parse(signed.body().clone(), Some(value.as_bytes()))?;
-//! assert_eq!(event.event(), &Event::LeadsSubmit(lead));
+//! let Event::LeadsSubmit(received) = event.event() else { unreachable!() };
+//! assert_eq!(received.conversation_id(), Some("conv_42"));
+//! assert_eq!(received, lead);
 //!
 //! // Call a handler directly with a verified event.
 //! fn on_event(event: &chatbase_core::ChatbaseEvent) -> bool {
@@ -34,8 +38,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub mod conformance;
+pub mod logs;
 
-use crate::event::Envelope;
 use crate::{ChatbaseEvent, Error, Lead, SIGNATURE_HEADER, Secret, Verifier, sign};
 
 /// A realistic `leads.submit` body, 167 bytes, in the shape of the example in
@@ -82,9 +86,39 @@ pub fn sign_body(secret: &Secret, body: impl Into<Bytes>) -> SignedBody {
     SignedBody { body, signature }
 }
 
+/// A lead to put in a test body: the payload of a `leads.submit` event, owned.
+///
+/// Serializes to Chatbase's camelCase shape, leaving out the fields that are
+/// `None`; compares equal to a received [`Lead`] with the same fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadPayload {
+    /// `conversationId`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// `customerEmail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<String>,
+    /// `customerName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// `customerPhone`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_phone: Option<String>,
+}
+
+impl PartialEq<LeadPayload> for Lead<'_> {
+    fn eq(&self, other: &LeadPayload) -> bool {
+        self.conversation_id() == other.conversation_id.as_deref()
+            && self.customer_email() == other.customer_email.as_deref()
+            && self.customer_name() == other.customer_name.as_deref()
+            && self.customer_phone() == other.customer_phone.as_deref()
+    }
+}
+
 /// The sample lead of [`SAMPLE_LEADS_SUBMIT`].
-pub fn sample_lead() -> Lead {
-    Lead {
+pub fn sample_lead() -> LeadPayload {
+    LeadPayload {
         conversation_id: Some("xxxxxxxx".to_owned()),
         customer_email: Some("jo@acme.io".to_owned()),
         customer_name: Some("Example".to_owned()),
@@ -93,15 +127,23 @@ pub fn sample_lead() -> Lead {
 }
 
 /// A `leads.submit` body for `lead`, compact, in Chatbase's field order.
-pub fn lead_body(chatbot_id: &str, lead: &Lead) -> Bytes {
+pub fn lead_body(chatbot_id: &str, lead: &LeadPayload) -> Bytes {
     event_body(Lead::EVENT_TYPE, chatbot_id, lead)
 }
 
 /// A body for any event type, for instance one this crate does not know yet.
 pub fn event_body(event_type: &str, chatbot_id: &str, payload: &impl Serialize) -> Bytes {
+    #[derive(Serialize)]
+    struct Envelope<'a, P> {
+        #[serde(rename = "eventType")]
+        event_type: &'a str,
+        #[serde(rename = "chatbotId")]
+        chatbot_id: &'a str,
+        payload: P,
+    }
     let envelope = Envelope {
         event_type,
-        chatbot_id: Some(chatbot_id),
+        chatbot_id,
         payload,
     };
     // Only a payload whose `Serialize` fails, or a map with non-string keys,
@@ -150,7 +192,10 @@ mod tests {
         assert_eq!(SAMPLE_LEADS_SUBMIT.len(), 167);
         let event = sample_event();
         assert_eq!(event.chatbot_id(), Some("xxxxxxxx"));
-        assert_eq!(event.event(), &Event::LeadsSubmit(sample_lead()));
+        let Event::LeadsSubmit(lead) = event.event() else {
+            panic!("not a lead")
+        };
+        assert_eq!(lead, sample_lead());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hmac::Mac;
 
 use crate::secret::{PREVIOUS_SECRET_ENV_VAR, SECRET_ENV_VAR};
-use crate::{ChatbaseEvent, Error, Secret, SecretError, Signature, parse};
+use crate::{ChatbaseEvent, Error, Secret, SecretError, Signature, Verification, parse};
 
 /// The default body limit: 1 MiB. A `leads.submit` event is a few hundred bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -23,6 +23,13 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// Verification decodes the header into a stack buffer, hashes the body once per
 /// configured secret (with the key already absorbed) and compares with
 /// [`Mac::verify_slice`], in constant time. It does not allocate.
+///
+/// - [`verify_and_parse`](Verifier::verify_and_parse) (or
+///   [`verify`](Verifier::verify), without parsing) takes a whole request whose
+///   body is already in memory;
+/// - [`head`](Verifier::head) starts a [`Verification`] that takes the body
+///   chunk by chunk as a server reads it: what the axum and actix-web adapters
+///   use, and what to use from any other framework.
 ///
 /// # Example
 ///
@@ -44,20 +51,6 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// );
 /// # Ok::<(), chatbase_core::SecretError>(())
 /// ```
-///
-/// # Using it from an HTTP framework
-///
-/// The axum and actix-web adapters do this for you. In another framework, follow
-/// the same order so that no work is spent on requests that are bound to fail:
-///
-/// 1. [`check_head`](Verifier::check_head) with the signature header and the
-///    announced `Content-Length`, before reading any of the body;
-/// 2. read the body, stopping with [`Error::BodyTooLarge`] as soon as it passes
-///    [`body_limit`](Verifier::body_limit);
-/// 3. [`verify_event`](Verifier::verify_event) (or
-///    [`verify_body`](Verifier::verify_body) to skip parsing);
-/// 4. answer any [`Error`] with its [`status`](Error::status) and
-///    [`json_body`](Error::json_body).
 #[derive(Clone)]
 pub struct Verifier {
     secrets: Arc<[Secret]>,
@@ -119,35 +112,71 @@ impl Verifier {
         self.body_limit
     }
 
-    /// Checks the request head, before the body is read: reads the signature
-    /// header (`None` if absent) and refuses a `Content-Length` over the limit.
+    /// Starts verifying a request from its head, before any of the body is read:
+    /// `signatures` are the values of its `x-chatbase-signature` headers (there
+    /// must be exactly one), `content_length` the length the body announces, if
+    /// it does. Feed the body to the [`Verification`] it returns.
     ///
     /// # Errors
     ///
-    /// [`Error::MissingSignature`] or [`Error::MalformedSignature`] (401) first, then
-    /// [`Error::BodyTooLarge`] (413): an unsigned request is refused without
-    /// looking at its size.
-    pub fn check_head(
+    /// [`Error::MissingSignature`], [`Error::MultipleSignatures`] or
+    /// [`Error::MalformedSignature`] (401) first, then [`Error::BodyTooLarge`]
+    /// (413): an unsigned request is refused without looking at its size.
+    pub fn head<'h>(
         &self,
-        signature: Option<&[u8]>,
+        signatures: impl IntoIterator<Item = &'h [u8]>,
         content_length: Option<u64>,
-    ) -> Result<Signature, Error> {
-        let signature = Signature::from_header(signature)?;
+    ) -> Result<Verification, Error> {
+        let signature = Signature::from_headers(signatures)?;
         match content_length {
             Some(len) if len > u64::try_from(self.body_limit).unwrap_or(u64::MAX) => {
                 Err(self.too_large())
             }
-            _ => Ok(signature),
+            _ => Ok(Verification::new(self.clone(), signature)),
         }
     }
 
-    /// Checks that `signature` is the HMAC-SHA1 of `body` under one of the secrets.
+    /// Verifies a whole request at once: `signature` is the header's value, `None`
+    /// if the header is absent.
     ///
     /// # Errors
     ///
-    /// [`Error::BodyTooLarge`] if the body is over the limit (it is then not
-    /// hashed), [`Error::SignatureMismatch`] if no secret matches.
-    pub fn verify_body(&self, signature: &Signature, body: &[u8]) -> Result<(), Error> {
+    /// As [`head`](Verifier::head), then [`Error::SignatureMismatch`] (401) if no
+    /// secret matches.
+    pub fn verify(&self, body: &[u8], signature: Option<&[u8]>) -> Result<(), Error> {
+        let signature = Signature::from_headers(signature)?;
+        self.check(&signature, body)
+    }
+
+    /// Verifies a whole request, and only then parses it: the one call to make
+    /// when the body is already in memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Verifier::verify), then [`Error::InvalidPayload`] (400) for
+    /// a correctly signed body that is not a Chatbase event.
+    pub fn verify_and_parse(
+        &self,
+        body: Bytes,
+        signature: Option<&[u8]>,
+    ) -> Result<ChatbaseEvent, Error> {
+        let signature = Signature::from_headers(signature)?;
+        self.verify_signed(&signature, body)
+    }
+
+    /// Checks the signature of a whole body, then parses it.
+    pub(crate) fn verify_signed(
+        &self,
+        signature: &Signature,
+        body: Bytes,
+    ) -> Result<ChatbaseEvent, Error> {
+        self.check(signature, &body)?;
+        parse::parse(body).map_err(Error::InvalidPayload)
+    }
+
+    /// Checks that `signature` is the HMAC-SHA1 of `body` under one of the
+    /// secrets; a body over the limit is not hashed.
+    fn check(&self, signature: &Signature, body: &[u8]) -> Result<(), Error> {
         if body.len() > self.body_limit {
             return Err(self.too_large());
         }
@@ -161,45 +190,7 @@ impl Verifier {
         Err(Error::SignatureMismatch)
     }
 
-    /// Verifies `body` against `signature`, and only then parses it.
-    ///
-    /// # Errors
-    ///
-    /// As [`verify_body`](Verifier::verify_body), then [`Error::InvalidPayload`]
-    /// (400) for a correctly signed body that is not a Chatbase event.
-    pub fn verify_event(&self, signature: &Signature, body: Bytes) -> Result<ChatbaseEvent, Error> {
-        self.verify_body(signature, &body)?;
-        parse::parse(body).map_err(Error::InvalidPayload)
-    }
-
-    /// Verifies a whole request at once: `signature` is the header's value, `None`
-    /// if the header is absent.
-    ///
-    /// # Errors
-    ///
-    /// As [`check_head`](Verifier::check_head) and
-    /// [`verify_body`](Verifier::verify_body).
-    pub fn verify(&self, body: &[u8], signature: Option<&[u8]>) -> Result<(), Error> {
-        let signature = Signature::from_header(signature)?;
-        self.verify_body(&signature, body)
-    }
-
-    /// Verifies a whole request, and only then parses it: the one call to make
-    /// when the body is already in memory.
-    ///
-    /// # Errors
-    ///
-    /// As [`verify`](Verifier::verify), then [`Error::InvalidPayload`] (400).
-    pub fn verify_and_parse(
-        &self,
-        body: Bytes,
-        signature: Option<&[u8]>,
-    ) -> Result<ChatbaseEvent, Error> {
-        let signature = Signature::from_header(signature)?;
-        self.verify_event(&signature, body)
-    }
-
-    fn too_large(&self) -> Error {
+    pub(crate) fn too_large(&self) -> Error {
         Error::BodyTooLarge {
             limit: self.body_limit,
         }
@@ -301,32 +292,25 @@ mod tests {
     }
 
     #[test]
-    fn check_head_order_signature_then_length() {
+    fn head_checks_the_signature_then_the_length() {
         let verifier = Verifier::new(secret("k")).with_body_limit(10);
         let signature = sign(&secret("k"), BODY);
+        let signature = signature.as_bytes();
         assert!(matches!(
-            verifier.check_head(None, Some(11)),
+            verifier.head(None, Some(11)),
             Err(Error::MissingSignature)
         ));
         assert!(matches!(
-            verifier.check_head(Some(signature.as_bytes()), Some(11)),
+            verifier.head([signature, signature], Some(11)),
+            Err(Error::MultipleSignatures)
+        ));
+        assert!(matches!(
+            verifier.head([signature], Some(11)),
             Err(Error::BodyTooLarge { limit: 10 })
         ));
-        assert!(
-            verifier
-                .check_head(Some(signature.as_bytes()), Some(10))
-                .is_ok()
-        );
-        assert!(
-            verifier
-                .check_head(Some(signature.as_bytes()), None)
-                .is_ok()
-        );
-        assert!(
-            verifier
-                .check_head(Some(signature.as_bytes()), Some(u64::MAX))
-                .is_err()
-        );
+        assert!(verifier.head([signature], Some(10)).is_ok());
+        assert!(verifier.head([signature], None).is_ok());
+        assert!(verifier.head([signature], Some(u64::MAX)).is_err());
     }
 
     #[test]

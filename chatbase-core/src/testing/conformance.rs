@@ -1,27 +1,26 @@
-//! The request matrix every receiver must pass: one table, shared by the axum and
-//! actix-web adapters' tests, and usable for your own server or adapter.
+//! The request matrix every receiver must pass, and the check of what came of
+//! each request: one table, shared by the axum and actix-web adapters' tests and
+//! the reference receivers' end-to-end tests, and usable for your own server or
+//! adapter.
 //!
 //! Each [`Case`] is a request to send — a body, an optional
 //! `x-chatbase-signature` value, an optional content type — and what must come of
 //! it: delivered to the handler as an event of some type, or rejected with a
 //! status before the handler runs. How to send it (and whether to send the body
-//! with a `Content-Length` or chunked) is up to the test.
+//! with a `Content-Length` or chunked) is up to the test; [`Case::check`] then
+//! checks what was [`Observed`]: the response, and what the handler received.
 //!
 //! ```
-//! use bytes::Bytes;
-//! use chatbase_core::testing::conformance::{self, Expected};
+//! use chatbase_core::testing::conformance;
 //! use chatbase_core::{Secret, Verifier};
 //!
 //! let secret = Secret::new("conformance")?;
 //! let verifier = Verifier::new(secret.clone()).with_body_limit(4096);
 //! for case in conformance::cases(&secret, verifier.body_limit()) {
-//!     // Here: `Verifier` directly. For a server: send the request, check the answer.
+//!     // Here: `Verifier` directly. For a server: send the request, then
+//!     // `case.check(&observed)` with its answer and what the handler saw.
 //!     let outcome = verifier.verify_and_parse(case.body.clone(), case.signature.as_deref().map(str::as_bytes));
-//!     match (&case.expected, outcome) {
-//!         (Expected::Delivered { event_type, .. }, Ok(event)) => assert_eq!(event.event_type(), *event_type),
-//!         (Expected::Rejected { status }, Err(error)) => assert_eq!(error.status(), *status, "{}", case.name),
-//!         (expected, outcome) => panic!("{}: expected {expected:?}, got {outcome:?}", case.name),
-//!     }
+//!     case.check_outcome(&outcome);
 //! }
 //! # Ok::<(), chatbase_core::SecretError>(())
 //! ```
@@ -30,7 +29,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::{SAMPLE_LEADS_SUBMIT, event_body};
-use crate::{Lead, Secret, sign};
+use crate::{ChatbaseEvent, Error, Lead, Secret, sign};
 
 /// One request of the matrix.
 #[derive(Debug, Clone)]
@@ -66,6 +65,143 @@ pub enum Expected {
         /// 401, 400 or 413.
         status: u16,
     },
+}
+
+/// What a receiver did with a [`Case`]'s request: its answer, and what its
+/// handler received for that request.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The response status.
+    pub status: u16,
+    /// The response's `content-type`, if any.
+    pub content_type: Option<&'a str>,
+    /// The response body.
+    pub body: &'a [u8],
+    /// Every event the handler received for this request, in order.
+    pub delivered: &'a [Seen],
+}
+
+/// An event a handler received, as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Its `eventType`.
+    pub event_type: String,
+    /// Its `chatbotId`.
+    pub chatbot_id: Option<String>,
+    /// Its raw body, when the test can see it (an in-process handler can; a
+    /// test reading a server's log lines cannot).
+    pub raw_body: Option<Bytes>,
+}
+
+impl From<&ChatbaseEvent> for Seen {
+    fn from(event: &ChatbaseEvent) -> Self {
+        Self {
+            event_type: event.event_type().to_owned(),
+            chatbot_id: event.chatbot_id().map(str::to_owned),
+            raw_body: Some(event.raw_body().clone()),
+        }
+    }
+}
+
+/// Customer details the matrix's bodies carry: no response may quote them.
+const CUSTOMER_DATA: [&str; 3] = ["jo@acme.io", "+1 555 0100", "ada@example.com"];
+
+impl Case {
+    /// Checks what came of this case's request.
+    ///
+    /// - Delivered: a 2xx answer, and the handler received exactly one event of
+    ///   the expected type and chatbot (with the case's body, when it is seen).
+    /// - Rejected: exactly the expected status, the handler received nothing,
+    ///   and the answer is `application/json` `{"message": "..."}` quoting no
+    ///   customer data.
+    ///
+    /// # Panics
+    ///
+    /// With the case's name and what differs, as an assertion does, when the
+    /// observation does not match.
+    pub fn check(&self, observed: &Observed<'_>) {
+        let name = self.name;
+        match &self.expected {
+            Expected::Delivered {
+                event_type,
+                chatbot_id,
+            } => {
+                assert!(
+                    (200..300).contains(&observed.status),
+                    "{name}: expected delivery, got status {} ({})",
+                    observed.status,
+                    String::from_utf8_lossy(observed.body)
+                );
+                let [seen] = observed.delivered else {
+                    panic!(
+                        "{name}: expected the handler to run once, it ran {} times",
+                        observed.delivered.len()
+                    );
+                };
+                assert_eq!(seen.event_type, *event_type, "{name}: event type");
+                assert_eq!(seen.chatbot_id.as_deref(), *chatbot_id, "{name}: chatbot id");
+                if let Some(raw) = &seen.raw_body {
+                    assert_eq!(raw, &self.body, "{name}: the raw body is not the one sent");
+                }
+            }
+            Expected::Rejected { status } => {
+                assert_eq!(
+                    observed.status,
+                    *status,
+                    "{name}: status ({})",
+                    String::from_utf8_lossy(observed.body)
+                );
+                assert!(
+                    observed.delivered.is_empty(),
+                    "{name}: a rejected request reached the handler: {:?}",
+                    observed.delivered
+                );
+                let content_type = observed.content_type.unwrap_or_default();
+                assert!(
+                    content_type.starts_with("application/json"),
+                    "{name}: content type {content_type:?}"
+                );
+                let message = serde_json::from_slice::<serde_json::Value>(observed.body)
+                    .ok()
+                    .and_then(|body| body.get("message")?.as_str().map(str::to_owned));
+                let Some(message) = message else {
+                    panic!(
+                        "{name}: the body is not {{\"message\": \"...\"}}: {}",
+                        String::from_utf8_lossy(observed.body)
+                    );
+                };
+                assert!(!message.is_empty(), "{name}: empty message");
+                let shown = String::from_utf8_lossy(observed.body);
+                for data in CUSTOMER_DATA {
+                    assert!(!shown.contains(data), "{name}: the answer quotes {data:?}");
+                }
+            }
+        }
+    }
+
+    /// [`check`](Case::check) for a [`Verifier`](crate::Verifier)'s outcome, as
+    /// an adapter would turn it into a response (a delivery answered 200, a
+    /// rejection with its status and JSON body).
+    ///
+    /// # Panics
+    ///
+    /// As [`check`](Case::check).
+    pub fn check_outcome(&self, outcome: &Result<ChatbaseEvent, Error>) {
+        match outcome {
+            Ok(event) => self.check(&Observed {
+                status: 200,
+                content_type: None,
+                body: b"",
+                delivered: &[Seen::from(event)],
+            }),
+            Err(error) => self.check(&Observed {
+                status: error.status(),
+                content_type: Some("application/json"),
+                body: error.json_body().as_bytes(),
+                delivered: &[],
+            }),
+        }
+    }
 }
 
 /// The matrix for a receiver verifying with `secret` under a body limit of
@@ -203,7 +339,7 @@ pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Error, Verifier};
+    use crate::Verifier;
 
     /// The matrix holds against the verifier itself, which every adapter calls.
     #[test]
@@ -216,33 +352,50 @@ mod tests {
             for case in cases {
                 let signature = case.signature.as_deref().map(str::as_bytes);
                 let outcome = verifier.verify_and_parse(case.body.clone(), signature);
-                match (&case.expected, outcome) {
-                    (
-                        Expected::Delivered {
-                            event_type,
-                            chatbot_id,
-                        },
-                        Ok(event),
-                    ) => {
-                        assert_eq!(event.event_type(), *event_type, "{}", case.name);
-                        assert_eq!(event.chatbot_id(), *chatbot_id, "{}", case.name);
-                        assert_eq!(event.raw_body(), &case.body, "{}", case.name);
-                    }
-                    (Expected::Rejected { status }, Err(error)) => {
-                        assert_eq!(error.status(), *status, "{}: {error}", case.name);
-                        if case.name.contains("SHA-256") {
-                            assert!(matches!(
-                                error,
-                                Error::MalformedSignature(m) if m.looks_like_sha256()
-                            ));
-                        }
-                    }
-                    (expected, outcome) => {
-                        panic!("{}: expected {expected:?}, got {outcome:?}", case.name)
-                    }
+                if case.name.contains("SHA-256") {
+                    assert!(matches!(
+                        &outcome,
+                        Err(Error::MalformedSignature(m)) if m.looks_like_sha256()
+                    ));
                 }
+                case.check_outcome(&outcome);
             }
         }
+    }
+
+    /// The check fails when it should: a wrong status, a delivery that should
+    /// not have happened, a missing one, customer data in the answer.
+    #[test]
+    fn check_catches_what_is_wrong() {
+        let secret = Secret::new("conformance-test").unwrap();
+        let cases = cases(&secret, 1000);
+        let valid = cases.iter().find(|c| c.name == "valid").unwrap();
+        let unsigned = cases.iter().find(|c| c.name == "missing signature").unwrap();
+        let seen = Seen::from(&crate::testing::sample_event());
+        let json = br#"{"message":"missing signature"}"#;
+        let fails = |case: &Case, observed: Observed<'_>| {
+            std::panic::catch_unwind(|| case.check(&observed)).is_err()
+        };
+        let ok = |status, body: &'static [u8], delivered| Observed {
+            status,
+            content_type: Some("application/json"),
+            body,
+            delivered,
+        };
+        assert!(!fails(valid, ok(200, b"OK", std::slice::from_ref(&seen))));
+        assert!(fails(valid, ok(200, b"OK", &[])));
+        assert!(fails(valid, ok(401, json, std::slice::from_ref(&seen))));
+        assert!(!fails(unsigned, ok(401, json, &[])));
+        assert!(fails(unsigned, ok(400, json, &[])));
+        assert!(fails(unsigned, ok(401, json, std::slice::from_ref(&seen))));
+        assert!(fails(unsigned, ok(401, b"unauthorized", &[])));
+        assert!(fails(
+            unsigned,
+            ok(401, br#"{"message":"bad jo@acme.io"}"#, &[])
+        ));
+        let mut other = seen.clone();
+        other.raw_body = Some(Bytes::from_static(b"{}"));
+        assert!(fails(valid, ok(200, b"OK", std::slice::from_ref(&other))));
     }
 
     #[test]

@@ -1,22 +1,27 @@
-//! [`ChatbaseError`]: why the extractor or the middleware did not let a request through.
+//! [`ChatbaseRejection`]: why a request did not get through.
 
 use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
+use chatbase_core::Error;
 
-/// Why [`ChatbaseEvent`](crate::ChatbaseEvent) or [`VerifyChatbase`](crate::VerifyChatbase)
-/// did not let a request through.
+/// Why [`ChatbaseEvent`](crate::ChatbaseEvent) or
+/// [`VerifyChatbase`](crate::VerifyChatbase) did not let a request through.
 ///
-/// As a [`ResponseError`] it answers with the status of [`chatbase_core::Error`]'s
-/// policy (401, 413 or 400) and a JSON body `{"message": "..."}` with
-/// `content-type: application/json`:
+/// As a [`ResponseError`]:
 ///
 /// | variant | status | body |
 /// |---|---|---|
-/// | [`Rejected`](ChatbaseError::Rejected) | [`Error::status`](chatbase_core::Error::status): 401, 413 or 400 | [`Error::json_body`](chatbase_core::Error::json_body) |
-/// | [`MissingVerifier`](ChatbaseError::MissingVerifier) | 500 | a generic message; the log line says what to register |
+/// | [`Rejected`](ChatbaseRejection::Rejected) | chatbase-core's policy: 401, 413 or 400 | `{"message": "..."}`: a few words, never the secret, the signature or the request body |
+/// | [`MissingVerifier`](ChatbaseRejection::MissingVerifier) | 500 | a generic message; the log line says what to register |
+///
+/// with `content-type: application/json`. Every rejection has already been
+/// logged once through `tracing` when you get it: a refused request at `WARN`
+/// under the target `chatbase::rejection`
+/// ([`REJECTION_LOG_TARGET`](chatbase_core::REJECTION_LOG_TARGET)), with what to
+/// check; a missing verifier at `ERROR`.
 ///
 /// `Display` and `Debug` never show the secret, the expected signature or
 /// anything from the body, so actix-web's `Logger`, which prints errors with
@@ -26,65 +31,78 @@ use actix_web::{HttpResponse, ResponseError};
 ///
 /// ```
 /// use actix_web::{ResponseError, body::MessageBody};
-/// use chatbase_actix::{ChatbaseError, Error};
+/// use chatbase_actix::{ChatbaseRejection, Error};
 ///
-/// let error = ChatbaseError::from(Error::MissingSignature);
-/// assert_eq!(error.status_code(), 401);
-/// let response = error.error_response();
+/// let rejection = ChatbaseRejection::from(Error::SignatureMismatch);
+/// assert_eq!(rejection.status_code(), 401);
+/// assert_eq!(rejection.reason(), "signature_mismatch");
+/// let response = rejection.error_response();
 /// assert_eq!(response.headers().get("content-type").unwrap(), "application/json");
 /// let body = response.into_body().try_into_bytes().unwrap();
-/// assert!(body.starts_with(br#"{"message":"missing `x-chatbase-signature` header"#));
+/// assert_eq!(body, r#"{"message":"signature mismatch"}"#);
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum ChatbaseError {
-    /// The request was refused: unsigned, forged, too large, unreadable, or not a
-    /// Chatbase event. The status and message come from chatbase-core.
-    Rejected(chatbase_core::Error),
-    /// No [`Verifier`](chatbase_core::Verifier) is registered for the route: a
-    /// server misconfiguration, answered with 500 and logged at `ERROR` with the
-    /// registration to add.
+pub enum ChatbaseRejection {
+    /// The request was refused: unsigned, forged, too large, unreadable, or not
+    /// a Chatbase event. The status and message come from chatbase-core.
+    Rejected(Error),
+    /// No [`Verifier`](chatbase_core::Verifier) is registered for the route,
+    /// and no [`VerifyChatbase`](crate::VerifyChatbase) middleware verified the
+    /// request: a server misconfiguration, answered 500 and logged at `ERROR`
+    /// with the registration to add.
     MissingVerifier,
 }
 
-/// What the `ERROR` log line and `Display` of [`ChatbaseError::MissingVerifier`] say.
-const MISSING_VERIFIER: &str = "no `chatbase_actix::Verifier` is registered for this route: \
-     add `.app_data(web::Data::new(verifier))` to the App, Scope or Resource that serves it, \
-     or wrap the route in `chatbase_actix::VerifyChatbase::new(verifier)`";
+/// What the `ERROR` line of [`ChatbaseRejection::MissingVerifier`] says.
+const MISSING_VERIFIER: &str = "`ChatbaseEvent` found no `Verifier` for this route: \
+     wrap the route or its scope in `VerifyChatbase::new(verifier)`, \
+     or register `.app_data(web::Data::new(verifier))` on the App, Scope or Resource";
 
-/// The body of the 500 for [`ChatbaseError::MissingVerifier`]: the client is told
-/// that the server is at fault, not how it is configured.
+/// The body of the 500: the client learns that the server is at fault, not
+/// how it is set up.
 const MISSING_VERIFIER_BODY: &str =
     r#"{"message":"the server is not configured to receive Chatbase webhooks"}"#;
 
-impl ChatbaseError {
+impl ChatbaseRejection {
+    /// A rejection, logged once: a refused request at `WARN` (status, reason and
+    /// what to check), a missing verifier at `ERROR`.
+    pub(crate) fn logged(self) -> Self {
+        match &self {
+            Self::Rejected(error) => error.log(),
+            Self::MissingVerifier => tracing::error!("{MISSING_VERIFIER}"),
+        }
+        self
+    }
+
     /// The reason from chatbase-core, if the request itself was refused.
     #[must_use]
-    pub fn rejection(&self) -> Option<&chatbase_core::Error> {
+    pub fn error(&self) -> Option<&Error> {
         match self {
             Self::Rejected(error) => Some(error),
             Self::MissingVerifier => None,
         }
     }
 
-    /// Logs the error once: a rejection at `WARN` through
-    /// [`chatbase_core::Error::log`], a missing verifier at `ERROR` with the
-    /// registration to add.
-    pub(crate) fn log(&self) {
+    /// A stable code for what happened: chatbase-core's
+    /// [`Error::reason`] (`signature_mismatch`...), or `missing_verifier`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
         match self {
-            Self::Rejected(error) => error.log(),
-            Self::MissingVerifier => tracing::error!("{MISSING_VERIFIER}"),
+            Self::Rejected(error) => error.reason(),
+            Self::MissingVerifier => "missing_verifier",
         }
     }
 }
 
-impl From<chatbase_core::Error> for ChatbaseError {
-    fn from(error: chatbase_core::Error) -> Self {
+impl From<Error> for ChatbaseRejection {
+    fn from(error: Error) -> Self {
         Self::Rejected(error)
     }
 }
 
-impl fmt::Display for ChatbaseError {
+/// The operator's message: what is wrong and what to check.
+impl fmt::Display for ChatbaseRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Rejected(error) => fmt::Display::fmt(error, f),
@@ -93,20 +111,19 @@ impl fmt::Display for ChatbaseError {
     }
 }
 
-impl std::error::Error for ChatbaseError {
+/// Transparent over chatbase-core's error: [`source`](std::error::Error::source)
+/// is its source (the body stream's error for a read failure, `serde_json`'s for
+/// an invalid payload, which may quote the body: don't log it).
+impl std::error::Error for ChatbaseRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        // `Display` already shows the core error's message: hand on its source,
-        // as `#[error(transparent)]` would.
-        match self {
-            Self::Rejected(error) => std::error::Error::source(error),
-            Self::MissingVerifier => None,
-        }
+        self.error().and_then(std::error::Error::source)
     }
 }
 
-impl ResponseError for ChatbaseError {
+impl ResponseError for ChatbaseRejection {
     fn status_code(&self) -> StatusCode {
         match self {
+            // chatbase-core's statuses are all valid status codes.
             Self::Rejected(error) => {
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
@@ -132,7 +149,7 @@ mod tests {
 
     use super::*;
 
-    fn body_of(error: &ChatbaseError) -> serde_json::Value {
+    fn body_of(error: &ChatbaseRejection) -> serde_json::Value {
         let response = error.error_response();
         assert_eq!(response.status(), error.status_code());
         assert_eq!(
@@ -159,20 +176,22 @@ mod tests {
             (signed_but_invalid(), 400),
         ];
         for (core, status) in cases {
-            let message = core.to_string();
-            let error = ChatbaseError::from(core);
+            let message = core.client_message();
+            let hint = core.to_string();
+            let error = ChatbaseRejection::from(core);
             assert_eq!(error.status_code().as_u16(), status);
             assert_eq!(body_of(&error), serde_json::json!({ "message": message }));
-            assert_eq!(error.to_string(), message);
-            assert!(error.rejection().is_some());
+            assert_eq!(error.to_string(), hint);
+            assert!(error.error().is_some());
         }
     }
 
     #[test]
     fn missing_verifier_is_a_500_that_says_what_to_register() {
-        let error = ChatbaseError::MissingVerifier;
+        let error = ChatbaseRejection::MissingVerifier;
         assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(error.rejection().is_none());
+        assert!(error.error().is_none());
+        assert_eq!(error.reason(), "missing_verifier");
         let shown = error.to_string();
         assert!(
             shown.contains("app_data(web::Data::new(verifier))"),
@@ -187,7 +206,7 @@ mod tests {
 
     #[test]
     fn debug_and_display_do_not_quote_the_body() {
-        let error = ChatbaseError::from(signed_but_invalid());
+        let error = ChatbaseRejection::from(signed_but_invalid());
         for shown in [format!("{error:?}"), error.to_string()] {
             assert!(!shown.contains("5551234"), "{shown}");
         }
