@@ -31,7 +31,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 echo "building release binaries" >&2
-cargo build --release -q -p examples --bin axum-receiver --bin actix-receiver --bin bare-axum --bin bare-actix
+cargo build --release -q -p axum-receiver -p actix-receiver -p harness --bin axum-receiver --bin actix-receiver --bin bare-axum --bin bare-actix
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

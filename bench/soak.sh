@@ -13,7 +13,7 @@ REQUESTS=${REQUESTS:-1000000}
 CONCURRENCY=${CONCURRENCY:-64}
 MAX_SECONDS=${MAX_SECONDS:-60}
 
-cargo build --release -q -p examples --bin axum-receiver --bin actix-receiver --bin soak
+cargo build --release -q -p axum-receiver -p actix-receiver -p harness --bin axum-receiver --bin actix-receiver --bin soak
 
 status=0
 for receiver in axum-receiver actix-receiver; do

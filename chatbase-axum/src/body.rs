@@ -233,7 +233,9 @@ mod tests {
     async fn verifies_a_body_in_many_frames() {
         let body = testing::SAMPLE_LEADS_SUBMIT.as_bytes();
         let (verifier, parts) = signed_parts(body);
-        let frames = body.chunks(10).map(|chunk| Ok::<_, Infallible>(Bytes::copy_from_slice(chunk)));
+        let frames = body
+            .chunks(10)
+            .map(|chunk| Ok::<_, Infallible>(Bytes::copy_from_slice(chunk)));
         let event = verify(&verifier, &parts, Body::from_stream(stream::iter(frames)))
             .await
             .unwrap();

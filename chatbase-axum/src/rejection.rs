@@ -164,7 +164,10 @@ mod tests {
     async fn answer(rejection: ChatbaseRejection) -> (StatusCode, String, serde_json::Value) {
         let response = rejection.into_response();
         let status = response.status();
-        let content_type = response.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+        let content_type = response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, content_type, serde_json::from_slice(&body).unwrap())
     }
@@ -197,7 +200,11 @@ mod tests {
         let rejection = ChatbaseRejection::MissingVerifier;
         assert_eq!(rejection.reason(), "missing_verifier");
         assert!(rejection.error().is_none());
-        assert!(rejection.to_string().contains("VerifyChatbaseLayer::new(verifier)"));
+        assert!(
+            rejection
+                .to_string()
+                .contains("VerifyChatbaseLayer::new(verifier)")
+        );
         let (status, _, body) = answer(rejection).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         let message = body["message"].as_str().unwrap();

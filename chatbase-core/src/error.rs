@@ -356,7 +356,10 @@ mod tests {
     fn json_body_is_the_short_message_and_display_the_hint() {
         let error = Error::BodyTooLarge { limit: 1024 };
         let body: serde_json::Value = serde_json::from_str(&error.json_body()).unwrap();
-        assert_eq!(body, serde_json::json!({ "message": "request body too large" }));
+        assert_eq!(
+            body,
+            serde_json::json!({ "message": "request body too large" })
+        );
         assert!(error.to_string().contains("with_body_limit"), "{error}");
     }
 

@@ -187,22 +187,24 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadFields, A::Error> {
         let mut fields = LeadFields::default();
-        let mut seen = [false; 4];
+        // One bit per field, to refuse a field given twice.
+        let mut seen = 0_u8;
         let seed = OptionalTextSeed { base: self.base };
         while let Some(field) = map.next_key::<Field>()? {
-            let (slot, index, name) = match field {
-                Field::ConversationId => (&mut fields.conversation_id, 0, "conversationId"),
-                Field::CustomerEmail => (&mut fields.customer_email, 1, "customerEmail"),
-                Field::CustomerName => (&mut fields.customer_name, 2, "customerName"),
-                Field::CustomerPhone => (&mut fields.customer_phone, 3, "customerPhone"),
+            let (slot, bit, name) = match field {
+                Field::ConversationId => (&mut fields.conversation_id, 1, "conversationId"),
+                Field::CustomerEmail => (&mut fields.customer_email, 2, "customerEmail"),
+                Field::CustomerName => (&mut fields.customer_name, 4, "customerName"),
+                Field::CustomerPhone => (&mut fields.customer_phone, 8, "customerPhone"),
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
             };
-            if std::mem::replace(&mut seen[index], true) {
+            if seen & bit != 0 {
                 return Err(de::Error::duplicate_field(name));
             }
+            seen |= bit;
             *slot = map.next_value_seed(seed)?;
         }
         Ok(fields)

@@ -21,7 +21,9 @@ mod verifier;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
-pub use error::{Error, InvalidPayload, MalformedSignature, PayloadErrorKind, REJECTION_LOG_TARGET};
+pub use error::{
+    Error, InvalidPayload, MalformedSignature, PayloadErrorKind, REJECTION_LOG_TARGET,
+};
 pub use event::{ChatbaseEvent, Event, UnknownEvent};
 pub use lead::Lead;
 pub use secret::{EnvProblem, PREVIOUS_SECRET_ENV_VAR, SECRET_ENV_VAR, Secret, SecretError};

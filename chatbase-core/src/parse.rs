@@ -146,8 +146,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
 
 /// The span of a raw value the parser borrowed from `base`.
 fn span_of<E: de::Error>(base: &[u8], raw: &RawValue) -> Result<Span, E> {
-    Span::of(base, raw.get().as_bytes())
-        .ok_or_else(|| E::custom("a raw value outside the body"))
+    Span::of(base, raw.get().as_bytes()).ok_or_else(|| E::custom("a raw value outside the body"))
 }
 
 /// Reads a lead payload that came before its `eventType`, from its span.

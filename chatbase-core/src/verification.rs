@@ -214,7 +214,10 @@ mod tests {
         verification.chunk(&BODY[..10]).unwrap();
         verification.chunk(&b"X"[..]).unwrap();
         verification.chunk(&BODY[11..]).unwrap();
-        assert!(matches!(finish(verification), Err(Error::SignatureMismatch)));
+        assert!(matches!(
+            finish(verification),
+            Err(Error::SignatureMismatch)
+        ));
     }
 
     #[test]

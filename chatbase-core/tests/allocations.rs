@@ -38,7 +38,10 @@ fn verifying_and_parsing_the_sample_allocates_nothing() {
     let (count, event) =
         allocations(|| verifier.verify_and_parse(body, Some(signature.as_bytes())));
     let event = event.unwrap();
-    assert_eq!(count, 0, "verify + parse of the sample: {count} allocations");
+    assert_eq!(
+        count, 0,
+        "verify + parse of the sample: {count} allocations"
+    );
 
     // Reading it allocates nothing either.
     let (count, ok) = allocations(|| match event.event() {
@@ -55,7 +58,8 @@ fn only_escaped_strings_are_allocated() {
     let body = br#"{"eventType":"leads.submit","chatbotId":"b","payload":{"customerName":"Zo\u00eb","customerEmail":"a\"b@example.com"}}"#;
     let signature = sign(&secret, body);
     let body = Bytes::from_static(body);
-    let (count, event) = allocations(|| verifier.verify_and_parse(body, Some(signature.as_bytes())));
+    let (count, event) =
+        allocations(|| verifier.verify_and_parse(body, Some(signature.as_bytes())));
     let event = event.unwrap();
     // One for each of the two strings with escapes, and serde_json's scratch
     // buffer for unescaping them (allocated, then grown once): nothing else.

@@ -139,7 +139,11 @@ impl Case {
                     );
                 };
                 assert_eq!(seen.event_type, *event_type, "{name}: event type");
-                assert_eq!(seen.chatbot_id.as_deref(), *chatbot_id, "{name}: chatbot id");
+                assert_eq!(
+                    seen.chatbot_id.as_deref(),
+                    *chatbot_id,
+                    "{name}: chatbot id"
+                );
                 if let Some(raw) = &seen.raw_body {
                     assert_eq!(raw, &self.body, "{name}: the raw body is not the one sent");
                 }
@@ -370,7 +374,10 @@ mod tests {
         let secret = Secret::new("conformance-test").unwrap();
         let cases = cases(&secret, 1000);
         let valid = cases.iter().find(|c| c.name == "valid").unwrap();
-        let unsigned = cases.iter().find(|c| c.name == "missing signature").unwrap();
+        let unsigned = cases
+            .iter()
+            .find(|c| c.name == "missing signature")
+            .unwrap();
         let seen = Seen::from(&crate::testing::sample_event());
         let json = br#"{"message":"missing signature"}"#;
         let fails = |case: &Case, observed: Observed<'_>| {

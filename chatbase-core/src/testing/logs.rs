@@ -141,10 +141,7 @@ pub fn rejection_lines(logged: &str) -> Vec<&str> {
 pub fn assert_rejection_logged_once(logged: &str, status: u16) {
     let lines = rejection_lines(logged);
     let [line] = lines.as_slice() else {
-        panic!(
-            "expected one rejection line, got {}: {logged}",
-            lines.len()
-        );
+        panic!("expected one rejection line, got {}: {logged}", lines.len());
     };
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("rejected a Chatbase webhook"), "{line}");
@@ -159,7 +156,10 @@ pub fn assert_rejection_logged_once(logged: &str, status: u16) {
 /// On the first one found.
 pub fn assert_logged_none_of(logged: &str, private: &[&str]) {
     for private in private {
-        assert!(!logged.contains(private), "{private:?} was logged: {logged}");
+        assert!(
+            !logged.contains(private),
+            "{private:?} was logged: {logged}"
+        );
     }
 }
 

@@ -127,4 +127,3 @@ fn node_vectors_verify_then_parse() {
     }
     assert_eq!(leads, 20);
 }
-

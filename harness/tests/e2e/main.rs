@@ -1,0 +1,29 @@
+//! End to end: the example binaries (`examples/*`), built once and run as child
+//! processes, driven over real TCP by `harness::send` and by raw sockets for the
+//! hostile clients; what they delivered is read from their log lines. And the
+//! `demo` binary.
+//!
+//! No timing assertions: the receivers run with their own default timeouts
+//! (10 s), and every wait is bounded by [`PATIENCE`](harness::examples::PATIENCE)
+//! only so that a broken binary fails the test instead of hanging it. The slow
+//! cases of a test run concurrently, so each slow test takes about one timeout.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod conformance;
+mod contract;
+mod demo;
+mod short_examples;
+mod shutdown;
+mod slow_clients;
+mod startup;
+mod support;
