@@ -66,7 +66,9 @@ mod tests {
 
     fn verification(verifier: &Verifier, body: &[u8]) -> Verification {
         let signed = testing::sign_body(&secret(), body.to_vec());
-        let request = TestRequest::post().insert_header(signed.header()).to_http_request();
+        let request = TestRequest::post()
+            .insert_header(signed.header())
+            .to_http_request();
         head(verifier, request.headers()).unwrap()
     }
 

@@ -40,6 +40,14 @@ use crate::body::{head, read_and_verify};
 /// actix-web implements both for every extractor, and they would hand your
 /// handler a forged request as `None` or `Err`.
 ///
+/// Without the middleware, take the event once per handler, and no other
+/// extractor that reads the body: the event consumes the payload (which a
+/// second body extractor then finds empty), and actix-web builds a handler's
+/// extractors together, so the event is not in the extensions yet for
+/// `web::ReqData`. The bytes as signed are in
+/// [`raw_body()`](chatbase_core::ChatbaseEvent::raw_body). Behind
+/// [`VerifyChatbase`](crate::VerifyChatbase), every combination works.
+///
 /// # Example
 ///
 /// ```

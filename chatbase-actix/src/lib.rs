@@ -13,14 +13,14 @@ mod method;
 mod middleware;
 mod rejection;
 
-pub use rejection::ChatbaseRejection;
 pub use extract::ChatbaseEvent;
 pub use method::method_not_allowed;
 pub use middleware::{VerifyChatbase, VerifyChatbaseMiddleware};
+pub use rejection::ChatbaseRejection;
 
 pub use chatbase_core::{
-    self, DEFAULT_BODY_LIMIT, Error, Event, Lead, SIGNATURE_HEADER, Secret, SecretError,
-    UnknownEvent, Verifier,
+    self, ChatbotSecrets, DEFAULT_BODY_LIMIT, Error, Event, Lead, REJECTION_LOG_TARGET,
+    SIGNATURE_HEADER, Secret, SecretError, UnknownEvent, Verifier,
 };
 
 #[cfg(feature = "test-util")]

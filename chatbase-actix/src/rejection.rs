@@ -3,7 +3,7 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ContentType;
+use actix_web::http::header::{ContentType, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use chatbase_core::Error;
 
@@ -14,14 +14,14 @@ use chatbase_core::Error;
 ///
 /// | variant | status | body |
 /// |---|---|---|
-/// | [`Rejected`](ChatbaseRejection::Rejected) | chatbase-core's policy: 401, 413 or 400 | `{"message": "..."}`: a few words, never the secret, the signature or the request body |
+/// | [`Rejected`](ChatbaseRejection::Rejected) | chatbase-core's policy: 401, 413, 400, or 503 with `Retry-After` when a secret lookup failed | `{"message": "..."}`: a few words, never the secret, the signature or the request body |
 /// | [`MissingVerifier`](ChatbaseRejection::MissingVerifier) | 500 | a generic message; the log line says what to register |
 ///
 /// with `content-type: application/json`. Every rejection has already been
-/// logged once through `tracing` when you get it: a refused request at `WARN`
-/// under the target `chatbase::rejection`
-/// ([`REJECTION_LOG_TARGET`](chatbase_core::REJECTION_LOG_TARGET)), with what to
-/// check; a missing verifier at `ERROR`.
+/// logged once through `tracing` under the target `chatbase::rejection`
+/// ([`REJECTION_LOG_TARGET`](chatbase_core::REJECTION_LOG_TARGET)): a refused
+/// request at `WARN`, with what to check; a failed secret lookup and a missing
+/// verifier at `ERROR`.
 ///
 /// `Display` and `Debug` never show the secret, the expected signature or
 /// anything from the body, so actix-web's `Logger`, which prints errors with
@@ -70,7 +70,12 @@ impl ChatbaseRejection {
     pub(crate) fn logged(self) -> Self {
         match &self {
             Self::Rejected(error) => error.log(),
-            Self::MissingVerifier => tracing::error!("{MISSING_VERIFIER}"),
+            Self::MissingVerifier => tracing::error!(
+                target: chatbase_core::REJECTION_LOG_TARGET,
+                status = 500,
+                reason = "missing_verifier",
+                "{MISSING_VERIFIER}"
+            ),
         }
         self
     }
@@ -136,9 +141,12 @@ impl ResponseError for ChatbaseRejection {
             Self::Rejected(error) => error.json_body(),
             Self::MissingVerifier => MISSING_VERIFIER_BODY.to_owned(),
         };
-        HttpResponse::build(self.status_code())
-            .content_type(ContentType::json())
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type(ContentType::json());
+        if let Some(seconds) = self.error().and_then(Error::retry_after) {
+            response.insert_header((RETRY_AFTER, seconds));
+        }
+        response.body(body)
     }
 }
 
@@ -164,6 +172,17 @@ mod tests {
         // A lead whose phone is a number: serde_json's message quotes it.
         testing::event(r#"{"eventType":"leads.submit","payload":{"customerPhone":5551234}}"#)
             .unwrap_err()
+    }
+
+    #[test]
+    fn a_failed_lookup_is_a_503_with_retry_after() {
+        let response = ChatbaseRejection::from(chatbase_core::Error::SecretLookup("down".into()))
+            .error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), "5");
+        let response =
+            ChatbaseRejection::from(chatbase_core::Error::SignatureMismatch).error_response();
+        assert!(response.headers().get(RETRY_AFTER).is_none());
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub(crate) async fn verify(
     };
     let mut read = 0_usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| ChatbaseRejection::Rejected(Error::read_body(error)))?;
+        let frame =
+            frame.map_err(|error| ChatbaseRejection::Rejected(Error::read_body(error)).logged())?;
         // Trailers carry nothing that is signed.
         let Ok(data) = frame.into_data() else {
             continue;

@@ -16,8 +16,8 @@ pub mod verify_chatbase;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use chatbase_core::testing;
 pub use chatbase_core::{
-    self, DEFAULT_BODY_LIMIT, Error, Event, Lead, SIGNATURE_HEADER, Secret, SecretError,
-    UnknownEvent, Verifier,
+    self, ChatbotSecrets, DEFAULT_BODY_LIMIT, Error, Event, Lead, REJECTION_LOG_TARGET,
+    SIGNATURE_HEADER, Secret, SecretError, UnknownEvent, Verifier,
 };
 
 pub use self::extract::ChatbaseEvent;

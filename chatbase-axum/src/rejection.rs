@@ -6,7 +6,7 @@ use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
 use chatbase_core::Error;
 use http::StatusCode;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
 /// Why [`ChatbaseEvent`](crate::ChatbaseEvent) or
 /// [`VerifyChatbase`](crate::VerifyChatbase) did not let a request through.
@@ -15,14 +15,14 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 ///
 /// | variant | status | body |
 /// |---|---|---|
-/// | [`Rejected`](ChatbaseRejection::Rejected) | chatbase-core's policy: 401, 413 or 400 | `{"message": "..."}`: a few words, never the secret, the signature or the request body |
+/// | [`Rejected`](ChatbaseRejection::Rejected) | chatbase-core's policy: 401, 413, 400, or 503 with `Retry-After` when a secret lookup failed | `{"message": "..."}`: a few words, never the secret, the signature or the request body |
 /// | [`MissingVerifier`](ChatbaseRejection::MissingVerifier) | 500 | a generic message; the log line says what to add |
 ///
 /// with `content-type: application/json`. Every rejection has already been
-/// logged once through `tracing` when you get it: a refused request at `WARN`
-/// under the target `chatbase::rejection`
-/// ([`REJECTION_LOG_TARGET`](chatbase_core::REJECTION_LOG_TARGET)), with what to
-/// check; a missing verifier at `ERROR`.
+/// logged once through `tracing` under the target `chatbase::rejection`
+/// ([`REJECTION_LOG_TARGET`](chatbase_core::REJECTION_LOG_TARGET)): a refused
+/// request at `WARN`, with what to check; a failed secret lookup and a missing
+/// verifier at `ERROR`.
 ///
 /// # Example
 ///
@@ -78,7 +78,12 @@ impl ChatbaseRejection {
     pub(crate) fn logged(self) -> Self {
         match &self {
             Self::Rejected(error) => error.log(),
-            Self::MissingVerifier => tracing::error!("{MISSING_VERIFIER}"),
+            Self::MissingVerifier => tracing::error!(
+                target: chatbase_core::REJECTION_LOG_TARGET,
+                status = 500,
+                reason = "missing_verifier",
+                "{MISSING_VERIFIER}"
+            ),
         }
         self
     }
@@ -129,9 +134,11 @@ impl IntoResponse for ChatbaseRejection {
         };
         let mut response = Response::new(body);
         *response.status_mut() = self.status();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(seconds) = self.error().and_then(Error::retry_after) {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -160,6 +167,15 @@ mod tests {
     use http_body_util::BodyExt as _;
 
     use super::*;
+
+    #[test]
+    fn a_failed_lookup_is_a_503_with_retry_after() {
+        let response = ChatbaseRejection::from(Error::SecretLookup("down".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
+        let response = ChatbaseRejection::from(Error::SignatureMismatch).into_response();
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+    }
 
     async fn answer(rejection: ChatbaseRejection) -> (StatusCode, String, serde_json::Value) {
         let response = rejection.into_response();

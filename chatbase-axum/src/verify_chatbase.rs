@@ -120,15 +120,18 @@ pub struct VerifyChatbase<S> {
     verifier: Verifier,
 }
 
+impl VerifyChatbase<()> {
+    /// A [`VerifyChatbaseLayer`] verifying requests with `verifier`:
+    /// `VerifyChatbase::layer(verifier)`.
+    pub fn layer(verifier: Verifier) -> VerifyChatbaseLayer {
+        VerifyChatbaseLayer::new(verifier)
+    }
+}
+
 impl<S> VerifyChatbase<S> {
     /// Wraps `inner`, verifying requests with `verifier`.
     pub fn new(inner: S, verifier: Verifier) -> Self {
         Self { inner, verifier }
-    }
-
-    /// A [`VerifyChatbaseLayer`] verifying requests with `verifier`.
-    pub fn layer(verifier: Verifier) -> VerifyChatbaseLayer {
-        VerifyChatbaseLayer::new(verifier)
     }
 
     /// The verifier requests are checked with.
@@ -318,7 +321,7 @@ mod tests {
 
     fn service() -> (VerifyChatbase<ReadyOnce>, Secret) {
         let secret = Secret::new("service-secret").unwrap();
-        let layer = VerifyChatbase::<ReadyOnce>::layer(Verifier::new(secret.clone()));
+        let layer = VerifyChatbase::layer(Verifier::new(secret.clone()));
         (layer.layer(ReadyOnce { ready: false }), secret)
     }
 

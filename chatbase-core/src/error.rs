@@ -5,6 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::SIGNATURE_HEADER;
+use crate::chatbot::ChatbotIdProblem;
 
 /// The `tracing` target every rejection is logged under: `chatbase::rejection`.
 ///
@@ -27,6 +28,9 @@ pub const REJECTION_LOG_TARGET: &str = "chatbase::rejection";
 /// | [`MalformedSignature`](Error::MalformedSignature) | 401 Unauthorized | `malformed_signature` |
 /// | [`MultipleSignatures`](Error::MultipleSignatures) | 401 Unauthorized | `multiple_signatures` |
 /// | [`SignatureMismatch`](Error::SignatureMismatch) | 401 Unauthorized | `signature_mismatch` |
+/// | [`InvalidChatbotId`](Error::InvalidChatbotId) | 401 Unauthorized | `invalid_chatbot_id` |
+/// | [`UnknownChatbot`](Error::UnknownChatbot) | 401 Unauthorized | `unknown_chatbot` |
+/// | [`SecretLookup`](Error::SecretLookup) | 503 Service Unavailable, with `Retry-After` | `secret_lookup_failed` |
 /// | [`BodyTooLarge`](Error::BodyTooLarge) | 413 Payload Too Large | `body_too_large` |
 /// | [`ReadBody`](Error::ReadBody) | 400 Bad Request | `read_body` |
 /// | [`InvalidPayload`](Error::InvalidPayload) | 400 Bad Request | `invalid_payload` |
@@ -62,6 +66,32 @@ pub enum Error {
          settings and that nothing re-encodes the body before verification"
     )]
     SignatureMismatch,
+    /// With secrets per chatbot: the body names no chatbot whose secrets could
+    /// be chosen (no `chatbotId`, not a string, too long, odd characters, or a
+    /// body that is not a single JSON object).
+    #[error(
+        "no usable `chatbotId`: {0}; with secrets per chatbot the body must name its \
+         chatbot, so the request is refused unverified"
+    )]
+    InvalidChatbotId(ChatbotIdProblem),
+    /// With secrets per chatbot: the body names a chatbot this receiver has no
+    /// secrets for. The client is told "signature mismatch", as for a forgery.
+    #[error(
+        "unknown chatbot {chatbot_id:?}: no secrets are configured for it; add its secret \
+         if it is one of yours, otherwise the request is not from your Chatbase account"
+    )]
+    UnknownChatbot {
+        /// The chatbot the body names (checked to be a valid id).
+        chatbot_id: String,
+    },
+    /// With a secret resolver: the chatbot's secrets could not be looked up
+    /// (the resolver failed or took too long). Answered 503 with `Retry-After`,
+    /// never 401, which would tell operators to rotate a good secret.
+    #[error(
+        "could not look up the chatbot's secrets ({0}); answered 503 so that the sender \
+         retries later"
+    )]
+    SecretLookup(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The body is larger than the verifier's limit.
     #[error(
         "request body is larger than the limit of {limit} bytes; if Chatbase sends \
@@ -97,15 +127,30 @@ impl Error {
             Self::MissingSignature
             | Self::MalformedSignature(_)
             | Self::MultipleSignatures
-            | Self::SignatureMismatch => 401,
+            | Self::SignatureMismatch
+            | Self::InvalidChatbotId(_)
+            | Self::UnknownChatbot { .. } => 401,
             Self::BodyTooLarge { .. } => 413,
             Self::ReadBody(_) | Self::InvalidPayload(_) => 400,
+            Self::SecretLookup(_) => 503,
+        }
+    }
+
+    /// How many seconds the sender should wait before retrying, for an answer
+    /// that says to retry (503): `Some` for [`Error::SecretLookup`]. Send it
+    /// as the `Retry-After` header; the adapters do.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::SecretLookup(_) => Some(RETRY_AFTER_SECONDS),
+            _ => None,
         }
     }
 
     /// A stable code for the kind of rejection, for metrics labels and log
     /// queries: `missing_signature`, `malformed_signature`, `multiple_signatures`,
-    /// `signature_mismatch`, `body_too_large`, `read_body` or `invalid_payload`.
+    /// `signature_mismatch`, `invalid_chatbot_id`, `unknown_chatbot`,
+    /// `secret_lookup_failed`, `body_too_large`, `read_body` or
+    /// `invalid_payload`.
     ///
     /// The set is small and fixed (a new kind of rejection adds a code; an
     /// existing code never changes), so it is safe as a label value.
@@ -115,6 +160,9 @@ impl Error {
             Self::MalformedSignature(_) => "malformed_signature",
             Self::MultipleSignatures => "multiple_signatures",
             Self::SignatureMismatch => "signature_mismatch",
+            Self::InvalidChatbotId(_) => "invalid_chatbot_id",
+            Self::UnknownChatbot { .. } => "unknown_chatbot",
+            Self::SecretLookup(_) => "secret_lookup_failed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::ReadBody(_) => "read_body",
             Self::InvalidPayload(_) => "invalid_payload",
@@ -130,7 +178,11 @@ impl Error {
                 "malformed x-chatbase-signature header: expected 40 hex digits (HMAC-SHA1)"
             }
             Self::MultipleSignatures => "more than one x-chatbase-signature header",
-            Self::SignatureMismatch => "signature mismatch",
+            // An unknown chatbot looks like a forgery: the same answer tells an
+            // attacker nothing about which chatbots exist.
+            Self::SignatureMismatch | Self::UnknownChatbot { .. } => "signature mismatch",
+            Self::InvalidChatbotId(_) => "no usable chatbotId in the body",
+            Self::SecretLookup(_) => "temporarily unable to verify the signature: retry later",
             Self::BodyTooLarge { .. } => "request body too large",
             Self::ReadBody(_) => "could not read the request body",
             Self::InvalidPayload(_) => "the body is signed but is not a Chatbase event",
@@ -164,15 +216,30 @@ impl Error {
     /// body.
     ///
     /// The adapters call this once for every request they reject.
+    ///
+    /// A failed secret lookup is the server's trouble, not the client's: it is
+    /// logged at `ERROR` instead, with the resolver's error.
     pub fn log(&self) {
-        tracing::warn!(
-            target: REJECTION_LOG_TARGET,
-            status = self.status(),
-            reason = self.reason(),
-            "rejected a Chatbase webhook: {self}"
-        );
+        match self {
+            Self::SecretLookup(source) => tracing::error!(
+                target: REJECTION_LOG_TARGET,
+                status = self.status(),
+                reason = self.reason(),
+                error = %source,
+                "could not verify a Chatbase webhook: {self}"
+            ),
+            _ => tracing::warn!(
+                target: REJECTION_LOG_TARGET,
+                status = self.status(),
+                reason = self.reason(),
+                "rejected a Chatbase webhook: {self}"
+            ),
+        }
     }
 }
+
+/// The `Retry-After` of a 503: 5 seconds.
+const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// The `x-chatbase-signature` header is not exactly 40 hex digits.
 ///
@@ -371,6 +438,11 @@ mod tests {
             Error::MalformedSignature(MalformedSignature::of(b"x")),
             Error::MultipleSignatures,
             Error::SignatureMismatch,
+            Error::InvalidChatbotId(ChatbotIdProblem::Missing),
+            Error::UnknownChatbot {
+                chatbot_id: "b".to_owned(),
+            },
+            Error::SecretLookup("down".into()),
             Error::BodyTooLarge { limit: 1 },
             Error::read_body("reset"),
             Error::InvalidPayload(invalid),

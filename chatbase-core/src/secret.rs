@@ -2,9 +2,12 @@
 
 use std::env::{self, VarError};
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 
 use hmac::KeyInit;
 
+use crate::chatbot_secrets::{ChatbotSecretProblem, MapProblem};
 use crate::signature::HmacSha1;
 
 /// The environment variable [`Secret::from_env`] reads: `CHATBASE_WEBHOOK_SECRET`.
@@ -13,6 +16,15 @@ pub const SECRET_ENV_VAR: &str = "CHATBASE_WEBHOOK_SECRET";
 /// The environment variable [`Verifier::from_env`](crate::Verifier::from_env) reads
 /// for a second, retiring secret during a rotation: `CHATBASE_WEBHOOK_PREVIOUS_SECRET`.
 pub const PREVIOUS_SECRET_ENV_VAR: &str = "CHATBASE_WEBHOOK_PREVIOUS_SECRET";
+
+/// The environment variable [`Verifier::from_env`](crate::Verifier::from_env) reads
+/// for secrets per chatbot, as JSON: `CHATBASE_WEBHOOK_SECRETS`.
+pub const SECRETS_ENV_VAR: &str = "CHATBASE_WEBHOOK_SECRETS";
+
+/// The environment variable [`Verifier::from_env`](crate::Verifier::from_env) reads
+/// for the path of a file holding secrets per chatbot, as JSON (a mounted
+/// secret): `CHATBASE_WEBHOOK_SECRETS_FILE`.
+pub const SECRETS_FILE_ENV_VAR: &str = "CHATBASE_WEBHOOK_SECRETS_FILE";
 
 /// The secret Chatbase signs webhooks with, as set in the chatbot's webhook settings.
 ///
@@ -115,11 +127,7 @@ impl Secret {
             problem,
         };
         match value {
-            Ok(value) => Self::new(value).map_err(|error| match error {
-                SecretError::Empty => env_error(EnvProblem::Empty),
-                SecretError::SurroundingWhitespace => env_error(EnvProblem::SurroundingWhitespace),
-                other => other,
-            }),
+            Ok(value) => Self::new(value).map_err(|error| error.in_env(name)),
             Err(VarError::NotPresent) => Err(env_error(EnvProblem::NotSet)),
             Err(VarError::NotUnicode(_)) => Err(env_error(EnvProblem::NotUnicode)),
         }
@@ -152,9 +160,11 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Why a [`Secret`] could not be made.
+/// Why a [`Secret`], [`ChatbotSecrets`](crate::ChatbotSecrets) or
+/// [`Verifier`](crate::Verifier) could not be made.
 ///
-/// Messages name the environment variable involved but never show the secret.
+/// Messages name the environment variable and the chatbot involved but never
+/// show a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretError {
@@ -168,7 +178,7 @@ pub enum SecretError {
          of the secret)"
     )]
     SurroundingWhitespace,
-    /// The environment variable `var` does not hold a usable secret.
+    /// The environment variable `var` does not hold usable secrets.
     #[error("environment variable {var} {problem}")]
     Env {
         /// The variable's name.
@@ -176,10 +186,28 @@ pub enum SecretError {
         /// What is wrong with it.
         problem: EnvProblem,
     },
+    /// More than one of the variables that each say where the secrets are is
+    /// set: which one should win?
+    #[error("{} are all set: set only one (CHATBASE_WEBHOOK_SECRET with CHATBASE_WEBHOOK_PREVIOUS_SECRET for one chatbot, CHATBASE_WEBHOOK_SECRETS or CHATBASE_WEBHOOK_SECRETS_FILE for secrets per chatbot)", vars.join(", "))]
+    ConflictingEnv {
+        /// The variables set.
+        vars: Vec<String>,
+    },
+    /// A chatbot's entry is unusable.
+    #[error("chatbot {chatbot_id:?} {problem}")]
+    Chatbot {
+        /// The chatbot's id, as given.
+        chatbot_id: String,
+        /// What is wrong with it.
+        problem: ChatbotSecretProblem,
+    },
+    /// A JSON map of secrets is unusable as a whole.
+    #[error("the map of secrets {0}")]
+    Map(MapProblem),
 }
 
-/// What is wrong with an environment variable that should hold a secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What is wrong with an environment variable that should hold secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EnvProblem {
     /// The variable is not set.
@@ -190,20 +218,69 @@ pub enum EnvProblem {
     Empty,
     /// The value starts or ends with whitespace.
     SurroundingWhitespace,
+    /// Its JSON map of secrets is unusable as a whole.
+    Map(MapProblem),
+    /// One chatbot's entry in its map is unusable.
+    Chatbot {
+        /// The chatbot's id, as given.
+        chatbot_id: String,
+        /// What is wrong with it.
+        problem: ChatbotSecretProblem,
+    },
+    /// The file it names cannot be read.
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        kind: io::ErrorKind,
+    },
 }
 
 impl fmt::Display for EnvProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotSet => {
-                "is not set: set it to the secret from the chatbot's webhook settings in Chatbase"
+        match self {
+            Self::NotSet => f.write_str(
+                "is not set: set it to the secret from the chatbot's webhook settings in Chatbase",
+            ),
+            Self::NotUnicode => f.write_str("is not valid Unicode"),
+            Self::Empty => {
+                f.write_str("is empty: set it to the secret from the chatbot's webhook settings")
             }
-            Self::NotUnicode => "is not valid Unicode",
-            Self::Empty => "is empty: set it to the secret from the chatbot's webhook settings",
             Self::SurroundingWhitespace => {
-                "starts or ends with whitespace (a stray space or newline?): remove it"
+                f.write_str("starts or ends with whitespace (a stray space or newline?): remove it")
             }
-        })
+            Self::Map(problem) => write!(f, "holds a map of secrets that {problem}"),
+            Self::Chatbot {
+                chatbot_id,
+                problem,
+            } => write!(f, "has chatbot {chatbot_id:?}, which {problem}"),
+            Self::Unreadable { path, kind } => {
+                write!(f, "names {}, which cannot be read: {kind}", path.display())
+            }
+        }
+    }
+}
+
+impl SecretError {
+    /// This error, found in what the environment variable `var` holds.
+    pub(crate) fn in_env(self, var: &str) -> Self {
+        let problem = match self {
+            Self::Empty => EnvProblem::Empty,
+            Self::SurroundingWhitespace => EnvProblem::SurroundingWhitespace,
+            Self::Map(problem) => EnvProblem::Map(problem),
+            Self::Chatbot {
+                chatbot_id,
+                problem,
+            } => EnvProblem::Chatbot {
+                chatbot_id,
+                problem,
+            },
+            other => return other,
+        };
+        Self::Env {
+            var: var.to_owned(),
+            problem,
+        }
     }
 }
 

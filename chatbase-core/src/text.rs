@@ -50,7 +50,7 @@ pub(crate) enum Text {
 
 impl Text {
     /// `text`, which the parser read from `base`: a span when it borrows from it.
-    fn read(base: &[u8], text: &str) -> Self {
+    pub(crate) fn read(base: &[u8], text: &str) -> Self {
         match Span::of(base, text.as_bytes()) {
             Some(span) => Self::Span(span),
             None => Self::Decoded(text.into()),

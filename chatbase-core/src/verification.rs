@@ -106,7 +106,7 @@ impl Verification {
     /// event.
     pub async fn finish(self) -> Result<ChatbaseEvent, Error> {
         let body = self.body.into_bytes();
-        self.verifier.verify_signed(&self.signature, body)
+        self.verifier.verify_signed(&self.signature, body).await
     }
 }
 

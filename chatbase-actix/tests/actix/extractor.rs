@@ -196,8 +196,10 @@ async fn without_a_verifier_it_is_a_logged_500_not_a_panic() {
         "{line}"
     );
     assert!(line.contains("VerifyChatbase::new(verifier)"), "{line}");
-    // A misconfiguration, not a refused request: no WARN rejection line.
-    assert_eq!(logs::rejection_lines(&logged), Vec::<&str>::new());
+    // A misconfiguration, not a refused request: logged at ERROR under the
+    // rejection target, and no WARN line.
+    assert_eq!(logs::rejection_lines(&logged), errors);
+    assert!(!logged.contains("WARN"), "{logged}");
 }
 
 /// Chatbase sends one signature; two (equal or not, in either order) are

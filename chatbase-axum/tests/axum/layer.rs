@@ -165,7 +165,7 @@ async fn behind_the_layer_the_state_can_be_anything() {
             Router::new()
                 .route("/", post(own))
                 // `VerifyChatbase::layer` alone does not infer its service type.
-                .layer(VerifyChatbase::<()>::layer(verifier()))
+                .layer(VerifyChatbase::layer(verifier()))
                 .with_state(state.clone()),
             "recorded leads.submit",
         ),

@@ -170,7 +170,6 @@ async fn a_handler_logging_the_event_logs_no_customer_data() {
 /// A body whose stream fails (the client went away) is a 400, logged once
 /// like every other rejection.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "chatbase-axum src/body.rs returns a read_body rejection without logging it"]
 async fn a_body_that_cannot_be_read_is_400_and_logged_once() {
     let logs = Logs::capture();
     let signature = sign(&secret(SECRET), SAMPLE_LEADS_SUBMIT.as_bytes());

@@ -141,3 +141,83 @@ proptest! {
         }
     }
 }
+
+/// Chatbots with distinct ids, each with one or two secrets of its own.
+fn chatbot_map() -> impl Strategy<Value = Vec<(String, Vec<String>)>> {
+    proptest::collection::btree_map(
+        "[A-Za-z0-9_-]{1,12}",
+        proptest::collection::vec("[a-z0-9]{1,16}", 1..=2),
+        1..6,
+    )
+    .prop_map(|map| map.into_iter().collect())
+}
+
+/// `id` as a JSON string, plain or with every character escaped.
+fn json_string(id: &str, escaped: bool) -> String {
+    if escaped {
+        let escapes: String = id
+            .chars()
+            .map(|c| format!("\\u{:04x}", u32::from(c)))
+            .collect();
+        format!("\"{escapes}\"")
+    } else {
+        format!("\"{id}\"")
+    }
+}
+
+proptest! {
+    /// Whatever the chatbots, the body and the secret it is signed with, a
+    /// delivered event names exactly the chatbot that owns that secret.
+    #[test]
+    fn a_delivered_event_names_the_chatbot_whose_secret_signed_it(
+        chatbots in chatbot_map(),
+        claimed in any::<prop::sample::Index>(),
+        signer in any::<prop::sample::Index>(),
+        signer_secret in any::<prop::sample::Index>(),
+        escaped in any::<bool>(),
+        chatbot_last in any::<bool>(),
+        second_claim in proptest::option::of(any::<prop::sample::Index>()),
+        customer in "[a-z]{0,12}",
+    ) {
+        let mut secrets = chatbase_core::ChatbotSecrets::new();
+        for (id, keys) in &chatbots {
+            let keys = keys.iter().map(|key| Secret::new(key.as_str()).unwrap());
+            // Two chatbots may happen to share a secret: then either may sign.
+            secrets.insert(id, keys).unwrap();
+        }
+        let verifier = Verifier::per_chatbot(secrets);
+
+        let (claimed_id, _) = &chatbots[claimed.index(chatbots.len())];
+        let (signer_id, signer_keys) = &chatbots[signer.index(chatbots.len())];
+        let key = &signer_keys[signer_secret.index(signer_keys.len())];
+        let id_field = format!(r#""chatbotId":{}"#, json_string(claimed_id, escaped));
+        let mut fields = vec![
+            r#""eventType":"leads.submit""#.to_owned(),
+            format!(r#""payload":{{"customerName":"{customer}"}}"#),
+        ];
+        if chatbot_last { fields.push(id_field) } else { fields.insert(0, id_field) }
+        if let Some(second) = second_claim {
+            let (other, _) = &chatbots[second.index(chatbots.len())];
+            fields.push(format!(r#""chatbotId":{}"#, json_string(other, !escaped)));
+        }
+        let body = format!("{{{}}}", fields.join(","));
+        let signature = sign(&Secret::new(key.as_str()).unwrap(), body.as_bytes());
+
+        match verifier.verify_and_parse(Bytes::from(body), Some(signature.as_bytes())) {
+            Ok(event) => {
+                let delivered = event.chatbot_id().unwrap();
+                prop_assert_eq!(delivered, claimed_id.as_str());
+                let owner = chatbots.iter().find(|(id, _)| id == delivered).unwrap();
+                prop_assert!(owner.1.contains(key), "{} does not own the signing secret", delivered);
+                prop_assert!(second_claim.is_none());
+            }
+            Err(error) => {
+                prop_assert_eq!(error.status(), 401);
+                // Refused only when it had to be: a second claim, or another
+                // chatbot's secret.
+                let owns = chatbots.iter().any(|(id, keys)| id == claimed_id && keys.contains(key));
+                prop_assert!(second_claim.is_some() || !owns, "refused {}: {}", signer_id, error);
+            }
+        }
+    }
+}
