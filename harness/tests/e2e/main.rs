@@ -5,8 +5,12 @@
 //!
 //! No timing assertions: the receivers run with their own default timeouts
 //! (10 s), and every wait is bounded by [`PATIENCE`](harness::examples::PATIENCE)
-//! only so that a broken binary fails the test instead of hanging it. The slow
-//! cases of a test run concurrently, so each slow test takes about one timeout.
+//! only so that a broken binary fails the test instead of hanging it. The cases
+//! that wait for a timeout run at once, in one test, so together they take
+//! about one timeout.
+//!
+//! Each test starts its own binaries on free ports; the binaries are built
+//! once, by the first test that needs one (`harness::examples::binary`).
 
 #![allow(
     clippy::unwrap_used,

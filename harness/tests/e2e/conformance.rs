@@ -1,0 +1,73 @@
+//! chatbase-core's whole request matrix, over TCP, through both routes of each
+//! reference receiver, checked with `Case::check`.
+//!
+//! What the handler received is read from the receiver's log: the cases are
+//! sent one at a time, and each is logged (delivered or rejected, before it is
+//! answered) before the next is sent, so the next such line is the case's own.
+
+use chatbase_core::DEFAULT_BODY_LIMIT;
+use chatbase_core::testing::conformance::{self, Observed};
+use harness::send::Outgoing;
+
+use crate::support::{
+    DELIVERY_LINE, Logged, ROUTES, Reference, Server, assert_no_private_data, secret,
+};
+
+async fn passes_the_matrix(reference: Reference) {
+    let mut server = Server::reference(reference).await;
+    let mut deliveries = 0;
+    for route in ROUTES {
+        for case in conformance::cases(&secret(), DEFAULT_BODY_LIMIT) {
+            let context = format!("{} {route} {}", reference.binary(), case.name);
+            let mut outgoing = Outgoing::with_signature(case.body.clone(), case.signature.clone());
+            if case.content_type.is_none() {
+                outgoing = outgoing.without_content_type();
+            }
+            let reply = server.send(route, &outgoing).await;
+            let status = reply.status().as_u16();
+            let delivered = match server.next_outcome().await {
+                Logged::Delivered(delivery) => {
+                    deliveries += 1;
+                    vec![delivery.seen()]
+                }
+                Logged::Rejected {
+                    status: logged,
+                    line,
+                } => {
+                    assert_eq!(logged, status, "{context}: {line}");
+                    Vec::new()
+                }
+            };
+            let content_type = reply
+                .headers()
+                .get("content-type")
+                .and_then(|value| value.to_str().ok());
+            case.check(&Observed {
+                status,
+                content_type,
+                body: reply.body(),
+                delivered: &delivered,
+            });
+        }
+    }
+    // A sentinel: once its line is read, every line of the matrix has been.
+    let reply = server
+        .send("/webhook", &Outgoing::unsigned("sentinel"))
+        .await;
+    assert_eq!(reply.status(), 401);
+    server.next_rejection(401, "sentinel").await;
+    let log = server.log();
+    let logged = log.lines().filter(|l| l.contains(DELIVERY_LINE)).count();
+    assert_eq!(logged, deliveries, "each delivery is logged once: {log}");
+    assert_no_private_data(&log, reference.binary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_receiver_passes_the_conformance_matrix_over_tcp() {
+    passes_the_matrix(Reference::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_receiver_passes_the_conformance_matrix_over_tcp() {
+    passes_the_matrix(Reference::Actix).await;
+}
