@@ -1,17 +1,22 @@
 //! Without a usable secret the reference receivers do not start.
 
-use chatbase_core::{PREVIOUS_SECRET_ENV_VAR, SECRET_ENV_VAR};
+use chatbase_core::{
+    PREVIOUS_SECRET_ENV_VAR, SECRET_ENV_VAR, SECRETS_ENV_VAR, SECRETS_FILE_ENV_VAR,
+};
 use harness::examples;
 use tokio::process::Command;
 
 use crate::support::{Reference, SECRET, run};
 
-/// Runs `reference` with exactly these secret variables (the others unset).
+/// Runs `reference` with exactly these secret variables (the others, per
+/// chatbot ones included, unset).
 async fn start_with(reference: Reference, secrets: &[(&str, &str)]) -> crate::support::Output {
     let mut command = Command::new(examples::binary(reference.binary()));
     command
         .env_remove(SECRET_ENV_VAR)
         .env_remove(PREVIOUS_SECRET_ENV_VAR)
+        .env_remove(SECRETS_ENV_VAR)
+        .env_remove(SECRETS_FILE_ENV_VAR)
         .env("PORT", "0")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
