@@ -205,9 +205,7 @@ impl CaptureDir {
             .map_or(0, |elapsed| elapsed.as_millis());
         loop {
             let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-            let path = self
-                .path
-                .join(format!("{millis:013}-{n:06}.{EXTENSION}"));
+            let path = self.path.join(format!("{millis:013}-{n:06}.{EXTENSION}"));
             let mut options = OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -258,8 +256,10 @@ pub fn read(path: impl AsRef<Path>) -> Result<Vec<(PathBuf, CapturedRequest)>, C
     files
         .into_iter()
         .map(|file| {
-            let bytes = fs::read(&file).map_err(|error| at(&file, format!("cannot read it: {error}")))?;
-            let request = CapturedRequest::parse(&bytes).map_err(|error| at(&file, error.problem))?;
+            let bytes =
+                fs::read(&file).map_err(|error| at(&file, format!("cannot read it: {error}")))?;
+            let request =
+                CapturedRequest::parse(&bytes).map_err(|error| at(&file, error.problem))?;
             Ok((file, request))
         })
         .collect()
@@ -307,7 +307,10 @@ mod tests {
     fn the_file_is_http_text() {
         let text = String::from_utf8_lossy(&request(b"{}").to_bytes()).into_owned();
         assert!(text.starts_with("POST /webhook?x=1 HTTP/1.1\r\n"), "{text}");
-        assert!(text.contains("\r\nx-chatbase-signature: ABCdef\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nx-chatbase-signature: ABCdef\r\n"),
+            "{text}"
+        );
         assert!(text.ends_with("\r\n\r\n{}"), "{text}");
     }
 
@@ -328,7 +331,12 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_request() {
-        for bad in [&b""[..], b"POST / HTTP/1.1\r\nx: y\r\n", b"\x00\x01", b"POST / HTTP/1.1\r\nbad header\r\n\r\n"] {
+        for bad in [
+            &b""[..],
+            b"POST / HTTP/1.1\r\nx: y\r\n",
+            b"\x00\x01",
+            b"POST / HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
             assert!(CapturedRequest::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -351,7 +359,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let read = read(&dir).unwrap();
-        let bodies: Vec<_> = read.iter().map(|(_, request)| request.body().clone()).collect();
+        let bodies: Vec<_> = read
+            .iter()
+            .map(|(_, request)| request.body().clone())
+            .collect();
         assert_eq!(bodies, ["1", "2"]);
         assert_eq!(read[0].0, first);
         // One file on its own.

@@ -23,11 +23,17 @@ use chatbase_core::Secret;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::diagnose::Candidate;
+
 /// A secret per chatbot: each chatbot id with its secrets, current first.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the path and the chatbot ids, never a secret.
+#[derive(Clone)]
 pub struct SecretsFile {
     path: PathBuf,
     chatbots: BTreeMap<String, Vec<Secret>>,
+    /// The same secrets' bytes, for [`SecretsFile::candidates`].
+    keys: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl SecretsFile {
@@ -73,6 +79,7 @@ impl SecretsFile {
             return Err(invalid("it names no chatbot".to_owned()));
         }
         let mut chatbots = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for (chatbot_id, value) in map {
             let texts = match value {
                 Value::String(secret) => vec![secret],
@@ -100,15 +107,20 @@ impl SecretsFile {
                 }
             };
             let secrets = texts
-                .into_iter()
-                .map(Secret::new_verbatim)
+                .iter()
+                .map(|text| Secret::new_verbatim(text.as_bytes()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| invalid(format!("chatbot {chatbot_id:?}: a secret is empty")))?;
+            keys.insert(
+                chatbot_id.clone(),
+                texts.into_iter().map(String::into_bytes).collect(),
+            );
             chatbots.insert(chatbot_id, secrets);
         }
         Ok(Self {
             path: path.to_owned(),
             chatbots,
+            keys,
         })
     }
 
@@ -140,6 +152,27 @@ impl SecretsFile {
             .map(|(id, secrets)| (id.as_str(), secrets.as_slice()))
     }
 
+    /// The secrets of `chatbot_id` as [`Candidate`]s for
+    /// [`diagnose`](crate::diagnose::diagnose), named "the current secret
+    /// of <id>", "secret #2 of <id>"...: empty for a chatbot the file does
+    /// not name.
+    pub fn candidates(&self, chatbot_id: &str) -> Vec<Candidate> {
+        self.keys
+            .get(chatbot_id)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(n, key)| {
+                let label = if n == 0 {
+                    format!("the current secret of {chatbot_id}")
+                } else {
+                    format!("secret #{} of {chatbot_id}", n + 1)
+                };
+                Candidate::new(label, key.clone()).ok()
+            })
+            .collect()
+    }
+
     /// The secrets that start or end with whitespace: the chatbot id and the
     /// secret's position in its list (0 for the current one).
     pub fn with_surrounding_whitespace(&self) -> Vec<(&str, usize)> {
@@ -152,6 +185,15 @@ impl SecretsFile {
                     .map(move |(n, _)| (id, n))
             })
             .collect()
+    }
+}
+
+impl std::fmt::Debug for SecretsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsFile")
+            .field("path", &self.path)
+            .field("chatbot_ids", &self.chatbots.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,6 +252,25 @@ mod tests {
         assert_eq!(signed(&file.secrets("bot_b").unwrap()[1]), expect("sb-old"));
         assert!(file.secrets("bot_c").is_none());
         assert!(file.with_surrounding_whitespace().is_empty());
+        let shown = format!("{file:?}");
+        assert!(
+            shown.contains("bot_b") && !shown.contains("sb-new"),
+            "{shown}"
+        );
+        let labels: Vec<_> = file
+            .candidates("bot_b")
+            .iter()
+            .map(|c| c.label().to_owned())
+            .collect();
+        assert_eq!(
+            labels,
+            ["the current secret of bot_b", "secret #2 of bot_b"]
+        );
+        assert_eq!(
+            signed(file.candidates("bot_b")[1].secret()),
+            expect("sb-old")
+        );
+        assert!(file.candidates("bot_c").is_empty());
     }
 
     #[test]
@@ -235,7 +296,10 @@ mod tests {
             ("{\"bot\": [\"hunter2\", 5]}", "\"bot\": every secret"),
             ("{\"bot\": 5}", "\"bot\": expected a secret"),
             ("{\"bot\": \"\"}", "\"bot\": a secret is empty"),
-            ("{\"bot\": [\"hunter2\", \"\"]}", "\"bot\": a secret is empty"),
+            (
+                "{\"bot\": [\"hunter2\", \"\"]}",
+                "\"bot\": a secret is empty",
+            ),
         ] {
             let error = parse(json).unwrap_err().to_string();
             assert!(error.starts_with("secrets file secrets.json: "), "{error}");

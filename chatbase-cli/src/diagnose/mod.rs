@@ -345,7 +345,8 @@ pub fn diagnose(
     if findings.iter().any(|finding| {
         matches!(
             finding,
-            Finding::SignatureWhitespace { verifies: true } | Finding::Prefixed { verifies: true, .. }
+            Finding::SignatureWhitespace { verifies: true }
+                | Finding::Prefixed { verifies: true, .. }
         )
     }) {
         return Diagnosis {
@@ -384,7 +385,10 @@ fn is_cause(finding: &Finding) -> bool {
         finding,
         Finding::UpperCaseHex
             | Finding::SignatureWhitespace { verifies: false }
-            | Finding::Prefixed { verifies: false, .. }
+            | Finding::Prefixed {
+                verifies: false,
+                ..
+            }
             | Finding::Sha256Length
     )
 }
@@ -435,7 +439,9 @@ fn hex_findings(
                 continue;
             }
             let all = secrets.iter().chain(others);
-            if let Some(candidate) = all.clone().find(|c| verifies(&c.secret, &changed, signature))
+            if let Some(candidate) = all
+                .clone()
+                .find(|c| verifies(&c.secret, &changed, signature))
             {
                 findings.push(Finding::Reserialized {
                     form,

@@ -114,7 +114,7 @@ impl Serialize for Sorted<'_> {
         match self.0 {
             Value::Object(map) => {
                 let mut entries: Vec<_> = map.iter().collect();
-                entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+                entries.sort_by_key(|(key, _)| *key);
                 let mut out = serializer.serialize_map(Some(entries.len()))?;
                 for (key, value) in entries {
                     out.serialize_entry(key, &Sorted(value))?;
@@ -267,7 +267,7 @@ mod tests {
     fn json_forms() {
         assert_eq!(
             apply(Form::Compact, BODY),
-            r#"{"b":1.0,"a":[1,{"z":"é","y":null}],"c":1e21}"#
+            r#"{"b":1.0,"a":[1,{"z":"é","y":null}],"c":1e+21}"#
         );
         assert_eq!(
             apply(Form::JavaScript, BODY),
@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(apply(Form::Pretty4, r#"{"a":1}"#), "{\n    \"a\": 1\n}");
         assert_eq!(
             apply(Form::SortedKeys, BODY),
-            r#"{"a":[1,{"y":null,"z":"é"}],"b":1.0,"c":1e21}"#
+            r#"{"a":[1,{"y":null,"z":"é"}],"b":1.0,"c":1e+21}"#
         );
         assert_eq!(
             apply(Form::SortedKeysPretty2, r#"{"b":1,"a":2}"#),
@@ -296,7 +296,10 @@ mod tests {
     #[test]
     fn javascript_numbers_are_doubles() {
         assert_eq!(
-            apply(Form::JavaScript, "[12345678901234567890, -0, 0.1, 1e-7, 100]"),
+            apply(
+                Form::JavaScript,
+                "[12345678901234567890, -0, 0.1, 1e-7, 100]"
+            ),
             "[12345678901234567000,0,0.1,1e-7,100]"
         );
     }

@@ -200,7 +200,10 @@ impl std::fmt::Debug for DevReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DevReceiver")
             .field("keys", &self.keys)
-            .field("forward", &self.forward.as_ref().map(|forward| &forward.url))
+            .field(
+                "forward",
+                &self.forward.as_ref().map(|forward| &forward.url),
+            )
             .field("capture", &self.capture.as_ref().map(|dir| dir.path()))
             .finish_non_exhaustive()
     }
@@ -209,10 +212,10 @@ impl std::fmt::Debug for DevReceiver {
 async fn handle(State(receiver): State<Arc<DevReceiver>>, request: Request) -> Response {
     let number = receiver.count.fetch_add(1, Ordering::Relaxed) + 1;
     let (parts, body) = request.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_owned(), |target| target.as_str().to_owned());
+    let target = parts.uri.path_and_query().map_or_else(
+        || parts.uri.path().to_owned(),
+        |target| target.as_str().to_owned(),
+    );
     let limit = receiver.keys.body_limit();
     let (body, read_error) = match Limited::new(body, limit).collect().await {
         Ok(collected) => (collected.to_bytes(), None),
@@ -225,7 +228,10 @@ async fn handle(State(receiver): State<Arc<DevReceiver>>, request: Request) -> R
             (Bytes::new(), Some(error))
         }
     };
-    let signature = parts.headers.get(SIGNATURE_HEADER).map(HeaderValue::as_bytes);
+    let signature = parts
+        .headers
+        .get(SIGNATURE_HEADER)
+        .map(HeaderValue::as_bytes);
     let verdict = match read_error {
         Some(error) => Err(Rejection::Verify(error)),
         None => receiver.keys.verify(body.clone(), signature),

@@ -310,7 +310,12 @@ mod tests {
                 .unwrap()
                 .contains("try http://localhost:8443/webhook")
         );
-        assert!(error(Failure::Certificate).hint().unwrap().contains("--cacert"));
+        assert!(
+            error(Failure::Certificate)
+                .hint()
+                .unwrap()
+                .contains("--cacert")
+        );
         assert_eq!(error(Failure::Other).hint(), None);
         let plain = SendError::Request {
             url: Url::parse("http://localhost:8443/webhook").unwrap(),

@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn exact_statuses_and_classes() {
-        assert_eq!(pattern("401"), StatusPattern::Exact(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            pattern("401"),
+            StatusPattern::Exact(StatusCode::UNAUTHORIZED)
+        );
         assert_eq!(pattern("2xx"), StatusPattern::Class(2));
         assert_eq!(pattern("4XX"), StatusPattern::Class(4));
         assert!(pattern("2xx").matches(StatusCode::NO_CONTENT));

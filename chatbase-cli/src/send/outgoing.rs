@@ -204,7 +204,10 @@ mod tests {
         let trimmed = Secret::new("padded").unwrap();
         let outgoing = Outgoing::signed(&padded, "{}");
         assert_eq!(outgoing.signature().unwrap(), sign(&padded, b"{}").as_str());
-        assert_ne!(outgoing.signature().unwrap(), sign(&trimmed, b"{}").as_str());
+        assert_ne!(
+            outgoing.signature().unwrap(),
+            sign(&trimmed, b"{}").as_str()
+        );
     }
 
     #[test]
@@ -214,8 +217,8 @@ mod tests {
             .without_content_type();
         assert_eq!(outgoing.method(), Method::GET);
         assert_eq!(outgoing.content_type(), None);
-        let text = Outgoing::unsigned("x")
-            .with_content_type(Some(HeaderValue::from_static("text/plain")));
+        let text =
+            Outgoing::unsigned("x").with_content_type(Some(HeaderValue::from_static("text/plain")));
         assert_eq!(text.content_type().unwrap(), "text/plain");
     }
 

@@ -1,0 +1,2 @@
+//! End to end.
+#![allow(missing_docs)]
