@@ -495,3 +495,192 @@ fn hmac_sha1(candidate: &Candidate, body: &[u8]) -> Vec<u8> {
 fn hmac_sha256(candidate: &Candidate, body: &[u8]) -> Vec<u8> {
     candidate.hmac::<Hmac<Sha256>>(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use chatbase_core::sign;
+
+    use super::*;
+
+    const BODY: &[u8] = br#"{"eventType":"leads.submit","chatbotId":"bot_a","payload":{"conversationId":"c","customerEmail":"ada@example.com"}}"#;
+    const SECRET: &str = "the-real-secret";
+
+    fn candidate(label: &str, key: &str) -> Candidate {
+        Candidate::new(label, key).unwrap()
+    }
+
+    fn real() -> Candidate {
+        candidate("--secret", SECRET)
+    }
+
+    fn signature_of(key: &str, body: &[u8]) -> String {
+        sign(&Secret::new_verbatim(key).unwrap(), body)
+    }
+
+    fn findings(signature: &str, secrets: &[Candidate], others: &[Candidate]) -> Vec<Finding> {
+        let diagnosis = diagnose(BODY, signature.as_bytes(), secrets, others);
+        assert!(!diagnosis.verifies(), "{signature}");
+        assert!(diagnosis.error().is_some() || secrets.is_empty());
+        diagnosis.findings().to_vec()
+    }
+
+    #[test]
+    fn verifies_and_names_the_secret() {
+        let signature = signature_of(SECRET, BODY);
+        let secrets = [candidate("old", "old-secret"), real()];
+        let diagnosis = diagnose(BODY, signature.as_bytes(), &secrets, &[]);
+        assert!(diagnosis.verifies());
+        assert_eq!(diagnosis.verified_by(), Some("--secret"));
+        assert!(diagnosis.findings().is_empty());
+        assert!(diagnosis.error().is_none());
+    }
+
+    #[test]
+    fn upper_case_hex_verifies_with_a_note() {
+        let signature = signature_of(SECRET, BODY).to_ascii_uppercase();
+        let diagnosis = diagnose(BODY, signature.as_bytes(), &[real()], &[]);
+        assert!(diagnosis.verifies());
+        assert_eq!(diagnosis.findings(), [Finding::UpperCaseHex]);
+        assert!(Finding::UpperCaseHex.to_string().contains("accepts either"));
+    }
+
+    #[test]
+    fn a_secret_with_whitespace_matches_trimmed() {
+        let signature = signature_of(SECRET, BODY);
+        let padded = candidate("--secret", &format!(" {SECRET}\n"));
+        assert_eq!(
+            findings(&signature, &[padded], &[]),
+            [Finding::SecretWhitespace {
+                label: "--secret".to_owned(),
+                newline_appended: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_signer_secret_with_a_newline_is_found() {
+        let signature = signature_of(&format!("{SECRET}\n"), BODY);
+        assert_eq!(
+            findings(&signature, &[real()], &[]),
+            [Finding::SecretWhitespace {
+                label: "--secret".to_owned(),
+                newline_appended: true
+            }]
+        );
+    }
+
+    #[test]
+    fn sha256_is_recognised() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(BODY);
+        let signature = hex::encode(mac.finalize().into_bytes());
+        assert_eq!(
+            findings(&signature, &[real()], &[]),
+            [Finding::Sha256 {
+                label: "--secret".to_owned()
+            }]
+        );
+        let other = "ab".repeat(32);
+        assert_eq!(
+            findings(&other, &[real()], &[]),
+            [Finding::Sha256Length, Finding::WrongSecret]
+        );
+    }
+
+    #[test]
+    fn base64_is_recognised() {
+        let tag = hex::decode(signature_of(SECRET, BODY)).unwrap();
+        let signature = STANDARD.encode(tag);
+        assert_eq!(
+            findings(&signature, &[real()], &[]),
+            [Finding::Base64 {
+                label: "--secret".to_owned(),
+                algorithm: "SHA-1"
+            }]
+        );
+    }
+
+    #[test]
+    fn prefixes_and_whitespace_around_the_signature() {
+        let signature = signature_of(SECRET, BODY);
+        assert_eq!(
+            findings(&format!("sha1={signature}"), &[real()], &[]),
+            [Finding::Prefixed {
+                prefix: "sha1=".to_owned(),
+                verifies: true
+            }]
+        );
+        assert_eq!(
+            findings(&format!(" {signature}\n"), &[real()], &[]),
+            [Finding::SignatureWhitespace { verifies: true }]
+        );
+    }
+
+    #[test]
+    fn a_re_serialized_body_is_found_with_its_form() {
+        // The body arrived pretty-printed; the signature is of the compact
+        // original.
+        let original = Form::Compact.apply(BODY).unwrap();
+        let signature = signature_of(SECRET, &original);
+        let pretty = Form::Pretty2.apply(BODY).unwrap();
+        let diagnosis = diagnose(&pretty, signature.as_bytes(), &[real()], &[]);
+        assert!(!diagnosis.verifies());
+        assert_eq!(
+            diagnosis.findings(),
+            [Finding::Reserialized {
+                form: Form::Compact,
+                label: "--secret".to_owned()
+            }]
+        );
+        // The signer signed the body with its keys sorted.
+        let sorted = Form::SortedKeys.apply(BODY).unwrap();
+        let signature = signature_of(SECRET, &sorted);
+        assert_eq!(
+            findings(&signature, &[real()], &[]),
+            [Finding::Reserialized {
+                form: Form::SortedKeys,
+                label: "--secret".to_owned()
+            }]
+        );
+    }
+
+    #[test]
+    fn another_chatbots_secret_is_named() {
+        let signature = signature_of("bot_b-secret", BODY);
+        let others = [candidate("the current secret of bot_b", "bot_b-secret")];
+        assert_eq!(
+            findings(&signature, &[real()], &others),
+            [Finding::OtherSecret {
+                label: "the current secret of bot_b".to_owned()
+            }]
+        );
+        // With no secret for the body's chatbot at all.
+        assert_eq!(
+            findings(&signature, &[], &others),
+            [Finding::OtherSecret {
+                label: "the current secret of bot_b".to_owned()
+            }]
+        );
+    }
+
+    #[test]
+    fn otherwise_the_wrong_secret() {
+        let signature = signature_of("something-else", BODY);
+        assert_eq!(findings(&signature, &[real()], &[]), [Finding::WrongSecret]);
+        assert_eq!(findings("nonsense", &[real()], &[]), [Finding::WrongSecret]);
+    }
+
+    #[test]
+    fn findings_never_show_a_secret_or_a_signature() {
+        let expected = signature_of(SECRET, BODY);
+        let padded = candidate("--secret", &format!(" {SECRET}"));
+        for signature in [expected.clone(), signature_of("x", BODY), "ab".repeat(32)] {
+            let diagnosis = diagnose(BODY, signature.as_bytes(), &[padded.clone()], &[]);
+            let shown = format!("{diagnosis:?} {}", diagnosis.findings().iter().map(ToString::to_string).collect::<String>());
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains(&expected), "{shown}");
+        }
+        assert!(!format!("{padded:?}").contains(SECRET));
+    }
+}
