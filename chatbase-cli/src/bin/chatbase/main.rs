@@ -11,7 +11,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 use crate::output::Fail;
@@ -94,12 +94,21 @@ struct CompletionsArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.color {
+    // `--color` applies to clap's own help and errors too, so it is read
+    // before the rest is parsed.
+    let color = color_flag(std::env::args_os().skip(1));
+    let clap_color = match color {
+        Color::Auto => clap::ColorChoice::Auto,
+        Color::Always => clap::ColorChoice::Always,
+        Color::Never => clap::ColorChoice::Never,
+    };
+    match color {
         Color::Auto => {}
         Color::Always => anstream::ColorChoice::Always.write_global(),
         Color::Never => anstream::ColorChoice::Never.write_global(),
     }
+    let matches = Cli::command().color(clap_color).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let outcome = match cli.command {
         Command::Send(args) => runtime().and_then(|runtime| runtime.block_on(send::run(args))),
         Command::Sign(args) => sign::run(&args),
@@ -119,7 +128,7 @@ fn main() -> ExitCode {
             kind,
             message,
         }) => {
-            let mut cli = Cli::command();
+            let mut cli = Cli::command().color(clap_color);
             cli.build();
             let error = match cli.find_subcommand_mut(command) {
                 Some(subcommand) => subcommand.error(kind, message),
@@ -128,6 +137,26 @@ fn main() -> ExitCode {
             error.exit()
         }
     }
+}
+
+/// The value of `--color` (`--color WHEN` or `--color=WHEN`) among the
+/// arguments, before `--`; `auto` if absent or unknown (clap reports it).
+fn color_flag(arguments: impl Iterator<Item = std::ffi::OsString>) -> Color {
+    let mut arguments = arguments.take_while(|argument| argument != "--");
+    let mut color = Color::Auto;
+    while let Some(argument) = arguments.next() {
+        let value = match argument.to_str() {
+            Some("--color") => arguments.next(),
+            Some(other) => other.strip_prefix("--color=").map(Into::into),
+            None => None,
+        };
+        if let Some(value) = value.as_ref().and_then(|value| value.to_str())
+            && let Ok(parsed) = Color::from_str(value, false)
+        {
+            color = parsed;
+        }
+    }
+    color
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
@@ -144,6 +173,18 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_color_flag_is_read_before_parsing() {
+        let color = |arguments: &[&str]| {
+            color_flag(arguments.iter().map(std::ffi::OsString::from))
+        };
+        assert!(matches!(color(&["send", "--color", "always"]), Color::Always));
+        assert!(matches!(color(&["--color=never", "send"]), Color::Never));
+        assert!(matches!(color(&["send"]), Color::Auto));
+        assert!(matches!(color(&["--", "--color", "always"]), Color::Auto));
+        assert!(matches!(color(&["--color", "purple"]), Color::Auto));
     }
 
     #[test]
