@@ -677,7 +677,14 @@ mod tests {
         let padded = candidate("--secret", &format!(" {SECRET}"));
         for signature in [expected.clone(), signature_of("x", BODY), "ab".repeat(32)] {
             let diagnosis = diagnose(BODY, signature.as_bytes(), &[padded.clone()], &[]);
-            let shown = format!("{diagnosis:?} {}", diagnosis.findings().iter().map(ToString::to_string).collect::<String>());
+            let shown = format!(
+                "{diagnosis:?} {}",
+                diagnosis
+                    .findings()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<String>()
+            );
             assert!(!shown.contains(SECRET), "{shown}");
             assert!(!shown.contains(&expected), "{shown}");
         }

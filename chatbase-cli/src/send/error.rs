@@ -134,16 +134,25 @@ impl fmt::Display for SendError {
                 failure,
                 reason,
             } => {
+                // The usual causes in plain words, without the TLS or HTTP
+                // library's internal message; the certificate's reason says
+                // what is wrong with it.
                 let what = match failure {
                     Failure::ConnectionRefused => "connection refused",
                     Failure::UnknownHost => "the host name does not resolve",
                     Failure::NotTls => "the server does not speak TLS",
                     Failure::NotHttp => "the reply is not HTTP",
-                    Failure::Certificate => "the server's certificate is not trusted",
                     Failure::Timeout => "no reply in time",
+                    Failure::Certificate => {
+                        return write!(
+                            f,
+                            "request to {url} failed: the server's certificate is not trusted ({})",
+                            reason.rsplit(": ").next().unwrap_or(reason)
+                        );
+                    }
                     Failure::Other => return write!(f, "request to {url} failed: {reason}"),
                 };
-                write!(f, "request to {url} failed: {what} ({reason})")
+                write!(f, "request to {url} failed: {what}")
             }
         }
     }
@@ -218,15 +227,15 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Option<Failure> {
         if io.kind() == io::ErrorKind::TimedOut {
             return Some(Failure::Timeout);
         }
-        // rustls errors travel inside an io::Error, whose `source` skips them.
-        if let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
-        {
-            return classify_tls(tls);
-        }
         // The resolver's errors have no type of their own.
         if io.to_string().contains("failed to lookup address") {
             return Some(Failure::UnknownHost);
+        }
+        // rustls errors travel inside io::Errors (nested ones, even), whose
+        // `source` skips what they wrap.
+        if let Some(inner) = io.get_ref() {
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            return classify_one(inner);
         }
     }
     if let Some(hyper) = cause.downcast_ref::<hyper::Error>()

@@ -18,7 +18,10 @@ fn help_has_examples_and_exit_codes() {
         let output = chatbase_with(&[command, "--help"]);
         assert_eq!(output.code, 0, "{output:?}");
         assert!(output.stdout.contains("Examples:"), "{command}: {output:?}");
-        assert!(output.stdout.contains(&format!("chatbase {command}")), "{command}: {output:?}");
+        assert!(
+            output.stdout.contains(&format!("chatbase {command}")),
+            "{command}: {output:?}"
+        );
     }
     let output = chatbase_with(&[]);
     assert_eq!(output.code, 2, "{output:?}");
@@ -28,7 +31,10 @@ fn help_has_examples_and_exit_codes() {
 fn version() {
     let output = chatbase_with(&["--version"]);
     assert_eq!(output.code, 0);
-    assert_eq!(output.stdout, format!("chatbase {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        output.stdout,
+        format!("chatbase {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -61,7 +67,9 @@ fn colour_respects_no_color_and_non_terminals() {
     };
     let verify = |env: &[(&str, &str)], extra: &[&str]| {
         let mut command = chatbase();
-        command.args(["verify", "--secret", SECRET, "--signature", "00"]).args(extra);
+        command
+            .args(["verify", "--secret", SECRET, "--signature", "00"])
+            .args(extra);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -71,14 +79,30 @@ fn colour_respects_no_color_and_non_terminals() {
         (vec![], vec![], false),
         (vec![("CLICOLOR_FORCE", "1")], vec![], true),
         (vec![], vec!["--color", "always"], true),
-        (vec![("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], vec![], false),
-        (vec![("CLICOLOR_FORCE", "1")], vec!["--color", "never"], false),
+        (
+            vec![("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+            vec![],
+            false,
+        ),
+        (
+            vec![("CLICOLOR_FORCE", "1")],
+            vec!["--color", "never"],
+            false,
+        ),
     ] {
         let output = verify(&env, &extra);
         assert_eq!(output.code, 1, "{output:?}");
-        assert_eq!(output.stdout.contains(ESC), coloured, "{env:?} {extra:?}: {output:?}");
+        assert_eq!(
+            output.stdout.contains(ESC),
+            coloured,
+            "{env:?} {extra:?}: {output:?}"
+        );
         let output = sign(&env, &extra);
         assert_eq!(output.code, 2, "{output:?}");
-        assert_eq!(output.stderr.contains(ESC), coloured, "{env:?} {extra:?}: {output:?}");
+        assert_eq!(
+            output.stderr.contains(ESC),
+            coloured,
+            "{env:?} {extra:?}: {output:?}"
+        );
     }
 }

@@ -27,7 +27,10 @@ fn verifies_prints_masked_and_stops_on_ctrl_c() {
     for forgery in ["--bad-signature", "--unsigned", "--tampered"] {
         let output = chatbase_with(&["send", "--url", &url, "--secret", SECRET, forgery]);
         assert_eq!(output.code, 0, "{forgery}: {output:?}");
-        assert!(output.stdout.contains("401 Unauthorized (as expected)"), "{output:?}");
+        assert!(
+            output.stdout.contains("401 Unauthorized (as expected)"),
+            "{output:?}"
+        );
     }
     listen.wait_for("#2 POST /webhook  rejected 401: signature mismatch");
     listen.wait_for("#3 POST /webhook  rejected 401: missing `x-chatbase-signature`");
@@ -35,7 +38,10 @@ fn verifies_prints_masked_and_stops_on_ctrl_c() {
 
     let output = listen.interrupt();
     assert_eq!(output.code, 0, "{output:?}");
-    assert!(output.stdout.contains("stopped after 4 request(s)"), "{output:?}");
+    assert!(
+        output.stdout.contains("stopped after 4 request(s)"),
+        "{output:?}"
+    );
     assert!(!output.stdout.contains("ada@example.com"), "{output:?}");
     assert!(!output.stdout.contains("555"), "{output:?}");
     output.never_shows(SECRET);
@@ -61,28 +67,56 @@ fn forwards_the_exact_bytes_and_signature_to_the_app() {
     // A secret per chatbot: the vectors' bodies name other chatbots, so
     // listen verifies none of them, and still forwards each.
     let mut listen = Listen::start(&["--secret", SECRET, "--forward-to", &app.url("/app/hook")]);
-    listen.wait_for("forwarding to");
+    assert!(listen.stdout.contains("forwarding to"), "{}", listen.stdout);
     for (n, vector) in vectors.iter().enumerate().step_by(5) {
         let body = dir.file("body", &vector.body);
         let output = chatbase_with(&[
-            "send", "--url", &listen.url("/webhook"), "--secrets-file", arg(&secrets), "--chatbot-id",
-            &format!("v{n}"), "--body-file", arg(&body), "--expect", "202",
+            "send",
+            "--url",
+            &listen.url("/webhook"),
+            "--secrets-file",
+            arg(&secrets),
+            "--chatbot-id",
+            &format!("v{n}"),
+            "--body-file",
+            arg(&body),
+            "--expect",
+            "202",
         ]);
         assert_eq!(output.code, 0, "{}: {output:?}", vector.name);
         assert!(output.stdout.contains("202 Accepted"), "{output:?}");
         let seen = app.next();
         assert_eq!(seen.body, vector.body, "{}", vector.name);
-        assert_eq!(seen.signature(), Some(vector.signature.as_str()), "{}", vector.name);
+        assert_eq!(
+            seen.signature(),
+            Some(vector.signature.as_str()),
+            "{}",
+            vector.name
+        );
         assert_eq!(seen.target, "/app/hook");
         assert_eq!(seen.method, "POST");
         assert_eq!(seen.header("content-type"), Some("application/json"));
         listen.wait_for("app: 202 Accepted");
     }
     // The app accepted requests that do not verify here: listen warns.
-    assert!(listen.stdout.contains("your app accepted a request that does not verify"), "{}", listen.stdout);
+    assert!(
+        listen
+            .stdout
+            .contains("your app accepted a request that does not verify"),
+        "{}",
+        listen.stdout
+    );
 
     // A verified event, forwarded too.
-    let output = chatbase_with(&["send", "--url", &listen.url("/webhook"), "--secret", SECRET, "--expect", "202"]);
+    let output = chatbase_with(&[
+        "send",
+        "--url",
+        &listen.url("/webhook"),
+        "--secret",
+        SECRET,
+        "--expect",
+        "202",
+    ]);
     assert_eq!(output.code, 0, "{output:?}");
     let seen = app.next();
     let secret = Secret::new(SECRET).unwrap();
@@ -95,15 +129,36 @@ fn forwards_the_exact_bytes_and_signature_to_the_app() {
 #[test]
 fn the_apps_refusals_and_absence() {
     let app = Server::verifying();
-    let mut listen = Listen::start(&["--secret", "listen-only-secret", "--forward-to", &app.url("/")]);
-    let output = chatbase_with(&["send", "--url", &listen.url("/"), "--secret", "listen-only-secret", "--expect", "401"]);
+    let mut listen = Listen::start(&[
+        "--secret",
+        "listen-only-secret",
+        "--forward-to",
+        &app.url("/"),
+    ]);
+    let output = chatbase_with(&[
+        "send",
+        "--url",
+        &listen.url("/"),
+        "--secret",
+        "listen-only-secret",
+        "--expect",
+        "401",
+    ]);
     assert_eq!(output.code, 0, "{output:?}");
     listen.wait_for("app: 401 Unauthorized");
     listen.wait_for("your app refused a request that verifies");
 
     let (down, port) = closed_url();
     let mut listen = Listen::start(&["--secret", SECRET, "--forward-to", &down]);
-    let output = chatbase_with(&["send", "--url", &listen.url("/"), "--secret", SECRET, "--expect", "502"]);
+    let output = chatbase_with(&[
+        "send",
+        "--url",
+        &listen.url("/"),
+        "--secret",
+        SECRET,
+        "--expect",
+        "502",
+    ]);
     assert_eq!(output.code, 0, "{output:?}");
     assert!(output.stdout.contains("could not forward"), "{output:?}");
     listen.wait_for("app unreachable");
@@ -118,7 +173,10 @@ fn capture_then_replay() {
     let dir = TempDir::new("capture");
     let captured = dir.join("captured");
     let mut listen = Listen::start(&["--secret", SECRET, "--capture", arg(&captured)]);
-    let body = dir.file("event.json", br#"{"eventType":"leads.submit","chatbotId":"b","payload":{"customerEmail":"x@y.z"}}"#);
+    let body = dir.file(
+        "event.json",
+        br#"{"eventType":"leads.submit","chatbotId":"b","payload":{"customerEmail":"x@y.z"}}"#,
+    );
     let sends: [&[&str]; 3] = [
         &["--secret", SECRET, "--body-file", arg(&body)],
         &["--secret", SECRET, "-X", "PUT"],
@@ -134,7 +192,10 @@ fn capture_then_replay() {
     }
     listen.wait_for("#3");
     let output = listen.interrupt();
-    assert!(output.stderr.contains("the files hold customer data"), "{output:?}");
+    assert!(
+        output.stderr.contains("the files hold customer data"),
+        "{output:?}"
+    );
 
     let mut files: Vec<_> = std::fs::read_dir(&captured)
         .unwrap()
@@ -148,9 +209,20 @@ fn capture_then_replay() {
 
     // Replay into an app that captures: the same bytes and signatures.
     let app = Server::capture();
-    let output = chatbase_with(&["send", "--url", &app.url("/replayed"), "--replay", arg(&captured)]);
+    let output = chatbase_with(&[
+        "send",
+        "--url",
+        &app.url("/replayed"),
+        "--replay",
+        arg(&captured),
+    ]);
     assert_eq!(output.code, 0, "{output:?}");
-    assert!(output.stdout.contains("3 replayed: 3 with the expected status (2xx)"), "{output:?}");
+    assert!(
+        output
+            .stdout
+            .contains("3 replayed: 3 with the expected status (2xx)"),
+        "{output:?}"
+    );
     let replayed = app.drain();
     assert_eq!(replayed.len(), 3);
     for (file, seen) in files.iter().zip(&replayed) {
@@ -167,10 +239,29 @@ fn capture_then_replay() {
 
     // Replayed into a verifying receiver: two verify, the forgery does not.
     let receiver = Server::verifying();
-    let output = chatbase_with(&["send", "--url", &receiver.url("/"), "--replay", arg(&captured)]);
+    let output = chatbase_with(&[
+        "send",
+        "--url",
+        &receiver.url("/"),
+        "--replay",
+        arg(&captured),
+    ]);
     assert_eq!(output.code, 1, "{output:?}");
-    assert!(output.stdout.contains("3 replayed: 2 with the expected status (2xx), 1 without"), "{output:?}");
-    let output = chatbase_with(&["send", "--url", &receiver.url("/"), "--replay", arg(&files[2]), "--expect", "401"]);
+    assert!(
+        output
+            .stdout
+            .contains("3 replayed: 2 with the expected status (2xx), 1 without"),
+        "{output:?}"
+    );
+    let output = chatbase_with(&[
+        "send",
+        "--url",
+        &receiver.url("/"),
+        "--replay",
+        arg(&files[2]),
+        "--expect",
+        "401",
+    ]);
     assert_eq!(output.code, 0, "{output:?}");
 }
 
@@ -179,14 +270,43 @@ fn capture_then_replay() {
 #[test]
 fn a_secret_per_chatbot() {
     let dir = TempDir::new("listen-bots");
-    let file = dir.file("s.json", br#"{"bot_a": "secret-a", "bot_b": ["secret-b", "secret-b-old"]}"#);
+    let file = dir.file(
+        "s.json",
+        br#"{"bot_a": "secret-a", "bot_b": ["secret-b", "secret-b-old"]}"#,
+    );
     let mut listen = Listen::start(&["--secrets-file", arg(&file)]);
     let url = listen.url("/");
     let cases = [
-        (vec!["--secret", "secret-a", "--chatbot-id", "bot_a"], "200 OK"),
-        (vec!["--secret", "secret-b-old", "--chatbot-id", "bot_b"], "200 OK"),
-        (vec!["--secret", "secret-a", "--chatbot-id", "bot_b", "--expect", "401"], "401"),
-        (vec!["--secret", "secret-a", "--chatbot-id", "bot_z", "--expect", "401"], "401"),
+        (
+            vec!["--secret", "secret-a", "--chatbot-id", "bot_a"],
+            "200 OK",
+        ),
+        (
+            vec!["--secret", "secret-b-old", "--chatbot-id", "bot_b"],
+            "200 OK",
+        ),
+        (
+            vec![
+                "--secret",
+                "secret-a",
+                "--chatbot-id",
+                "bot_b",
+                "--expect",
+                "401",
+            ],
+            "401",
+        ),
+        (
+            vec![
+                "--secret",
+                "secret-a",
+                "--chatbot-id",
+                "bot_z",
+                "--expect",
+                "401",
+            ],
+            "401",
+        ),
     ];
     for (extra, says) in cases {
         let mut arguments = vec!["send", "--url", &url];
@@ -200,5 +320,8 @@ fn a_secret_per_chatbot() {
     listen.wait_for("#3 POST /  rejected 401: signature mismatch");
     listen.wait_for(r#"#4 POST /  rejected 401: no secret for chatbot "bot_z""#);
     let output = listen.interrupt();
-    assert!(!output.all().contains("secret-a") && !output.all().contains("secret-b"), "{output:?}");
+    assert!(
+        !output.all().contains("secret-a") && !output.all().contains("secret-b"),
+        "{output:?}"
+    );
 }

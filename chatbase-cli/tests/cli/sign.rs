@@ -17,15 +17,30 @@ fn signs_every_node_vector() {
             .args(["sign", "--secrets-file", arg(&secrets), "--chatbot-id", &id])
             .write_stdin(vector.body.clone()));
         assert_eq!(output.code, 0, "{}: {output:?}", vector.name);
-        assert_eq!(output.stdout, format!("{}\n", vector.signature), "{}", vector.name);
+        assert_eq!(
+            output.stdout,
+            format!("{}\n", vector.signature),
+            "{}",
+            vector.name
+        );
 
         if n % 10 == 0 {
             let body = dir.file("body", &vector.body);
             let output = run(chatbase().args([
-                "sign", "--secrets-file", arg(&secrets), "--chatbot-id", &id, "--body-file", arg(&body), "--header",
+                "sign",
+                "--secrets-file",
+                arg(&secrets),
+                "--chatbot-id",
+                &id,
+                "--body-file",
+                arg(&body),
+                "--header",
             ]));
             assert_eq!(output.code, 0, "{output:?}");
-            assert_eq!(output.stdout, format!("x-chatbase-signature: {}\n", vector.signature));
+            assert_eq!(
+                output.stdout,
+                format!("x-chatbase-signature: {}\n", vector.signature)
+            );
         }
     }
 }
@@ -37,11 +52,16 @@ fn secret_sources() {
     let body = br#"{"eventType":"leads.submit","chatbotId":"bot_b","payload":{}}"#;
     let expect = |secret: &str| format!("{}\n", sign(&Secret::new_verbatim(secret).unwrap(), body));
 
-    let output = run(chatbase().args(["sign", "--secret", SECRET]).write_stdin(&body[..]));
+    let output = run(chatbase()
+        .args(["sign", "--secret", SECRET])
+        .write_stdin(&body[..]));
     assert_eq!(output.code, 0, "{output:?}");
     assert_eq!(output.stdout, expect(SECRET));
 
-    let output = run(chatbase().arg("sign").env(SECRET_ENV_VAR, SECRET).write_stdin(&body[..]));
+    let output = run(chatbase()
+        .arg("sign")
+        .env(SECRET_ENV_VAR, SECRET)
+        .write_stdin(&body[..]));
     assert_eq!(output.stdout, expect(SECRET));
 
     let dir = TempDir::new("sign-secrets");
@@ -52,9 +72,14 @@ fn secret_sources() {
     assert_eq!(output.code, 0, "{output:?}");
     assert_eq!(output.stdout, expect("sb"));
 
-    let output = run(chatbase().args(["sign", "--secret", "padded\n"]).write_stdin(&body[..]));
+    let output = run(chatbase()
+        .args(["sign", "--secret", "padded\n"])
+        .write_stdin(&body[..]));
     assert_eq!(output.code, 0, "{output:?}");
     assert_eq!(output.stdout, expect("padded\n"));
-    assert!(output.stderr.contains("starts or ends with whitespace"), "{output:?}");
+    assert!(
+        output.stderr.contains("starts or ends with whitespace"),
+        "{output:?}"
+    );
     assert!(!output.stderr.contains("padded\n"), "{output:?}");
 }

@@ -229,7 +229,9 @@ impl Server {
     pub fn start(answer: Answer) -> Self {
         let runtime = runtime();
         let (sender, seen) = mpsc::channel();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let address = listener.local_addr().unwrap();
         runtime.spawn(async move {
             axum::serve(listener, app(answer, sender)).await.unwrap();
@@ -348,7 +350,9 @@ impl TlsServer {
         let runtime = runtime();
         let (sender, seen) = mpsc::channel();
         let app = app(Answer::Verify(Verifier::new(secret())), sender);
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         runtime.spawn(async move {
             loop {

@@ -3,7 +3,9 @@
 
 use chatbase_core::{SECRET_ENV_VAR, Secret, sign};
 
-use crate::support::{Output, SECRET, TempDir, arg, chatbase, node_vectors, run, vector_secrets_file};
+use crate::support::{
+    Output, SECRET, TempDir, arg, chatbase, node_vectors, run, vector_secrets_file,
+};
 
 const BODY: &[u8] = br#"{"eventType":"leads.submit","chatbotId":"bot_a","payload":{"conversationId":"c1","customerEmail":"ada@example.com"}}"#;
 
@@ -29,12 +31,21 @@ fn every_node_vector_verifies() {
     for (n, vector) in vectors.iter().enumerate() {
         let body = dir.file("body", &vector.body);
         let output = run(chatbase().args([
-            "verify", "--body-file", arg(&body), "--signature", &vector.signature, "--secrets-file",
-            arg(&secrets), "--chatbot-id", &format!("v{n}"),
+            "verify",
+            "--body-file",
+            arg(&body),
+            "--signature",
+            &vector.signature,
+            "--secrets-file",
+            arg(&secrets),
+            "--chatbot-id",
+            &format!("v{n}"),
         ]));
         assert_eq!(output.code, 0, "{}: {output:?}", vector.name);
         assert!(
-            output.stdout.contains(&format!("verified: the signature matches the body with the current secret of v{n}")),
+            output.stdout.contains(&format!(
+                "verified: the signature matches the body with the current secret of v{n}"
+            )),
             "{output:?}"
         );
     }
@@ -59,7 +70,10 @@ fn verifies_with_any_of_several_secrets_and_notes_upper_case() {
         .env("CHATBASE_WEBHOOK_PREVIOUS_SECRET", "previous")
         .write_stdin(BODY));
     assert_eq!(output.code, 0, "{output:?}");
-    assert!(output.stdout.contains("CHATBASE_WEBHOOK_PREVIOUS_SECRET"), "{output:?}");
+    assert!(
+        output.stdout.contains("CHATBASE_WEBHOOK_PREVIOUS_SECRET"),
+        "{output:?}"
+    );
 }
 
 /// Each usual cause is named, exit 1, and neither the secret nor the
@@ -73,16 +87,47 @@ fn diagnoses_the_usual_causes() {
         mac.update(BODY);
         hex::encode(mac.finalize().into_bytes())
     };
-    let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(BODY).unwrap()).unwrap();
+    // What a framework that parses and pretty-prints hands on.
+    let pretty = chatbase_cli::diagnose::Form::Pretty2.apply(BODY).unwrap();
     let padded = format!("{SECRET}\n");
     // (body, signature, secrets, what it says)
     let cases: Vec<(&[u8], String, Vec<&str>, &str)> = vec![
-        (BODY, expected.clone(), vec![&padded], "it matches with --secret trimmed"),
-        (BODY, signature_of(&padded, BODY), vec![SECRET], "followed by a newline"),
-        (BODY, sha256, vec![SECRET], "HMAC-SHA256 of the body with --secret"),
-        (&pretty, expected.clone(), vec![SECRET], "it matches the same JSON compact (whitespace removed, key order kept), with --secret"),
-        (BODY, format!("sha1={expected}"), vec![SECRET], "starts with \"sha1=\""),
-        (BODY, signature_of("another", BODY), vec![SECRET], "most likely the wrong secret"),
+        (
+            BODY,
+            expected.clone(),
+            vec![&padded],
+            "it matches with --secret trimmed",
+        ),
+        (
+            BODY,
+            signature_of(&padded, BODY),
+            vec![SECRET],
+            "followed by a newline",
+        ),
+        (
+            BODY,
+            sha256,
+            vec![SECRET],
+            "HMAC-SHA256 of the body with --secret",
+        ),
+        (
+            &pretty,
+            expected.clone(),
+            vec![SECRET],
+            "it matches the same JSON compact (whitespace removed, key order kept), with --secret",
+        ),
+        (
+            BODY,
+            format!("sha1={expected}"),
+            vec![SECRET],
+            "starts with \"sha1=\"",
+        ),
+        (
+            BODY,
+            signature_of("another", BODY),
+            vec![SECRET],
+            "most likely the wrong secret",
+        ),
         (BODY, "not-hex".to_owned(), vec![SECRET], "malformed"),
     ];
     for (body, signature, secrets, says) in cases {
@@ -102,11 +147,22 @@ fn diagnoses_the_usual_causes() {
 #[test]
 fn secrets_file_and_another_chatbots_secret() {
     let dir = TempDir::new("verify-bots");
-    let file = dir.file("s.json", br#"{"bot_a": ["a-new", "a-old"], "bot_b": "b-secret"}"#);
+    let file = dir.file(
+        "s.json",
+        br#"{"bot_a": ["a-new", "a-old"], "bot_b": "b-secret"}"#,
+    );
     let body = dir.file("body.json", BODY);
     let run_with = |signature: &str, extra: &[&str]| {
         let mut command = chatbase();
-        command.args(["verify", "--body-file", arg(&body), "--signature", signature, "--secrets-file", arg(&file)]);
+        command.args([
+            "verify",
+            "--body-file",
+            arg(&body),
+            "--signature",
+            signature,
+            "--secrets-file",
+            arg(&file),
+        ]);
         run(command.args(extra))
     };
     let output = run_with(&signature_of("a-old", BODY), &[]);
@@ -115,8 +171,16 @@ fn secrets_file_and_another_chatbots_secret() {
 
     let output = run_with(&signature_of("b-secret", BODY), &[]);
     assert_eq!(output.code, 1, "{output:?}");
-    assert!(output.stdout.contains("it matches the current secret of bot_b"), "{output:?}");
-    assert!(output.stdout.contains("another chatbot's secret"), "{output:?}");
+    assert!(
+        output
+            .stdout
+            .contains("it matches the current secret of bot_b"),
+        "{output:?}"
+    );
+    assert!(
+        output.stdout.contains("another chatbot's secret"),
+        "{output:?}"
+    );
     output.never_shows("b-secret");
 
     let output = run_with(&signature_of("b-secret", BODY), &["--chatbot-id", "bot_b"]);
@@ -124,5 +188,10 @@ fn secrets_file_and_another_chatbots_secret() {
 
     let output = run_with(&signature_of("a-new", BODY), &["--chatbot-id", "bot_z"]);
     assert_eq!(output.code, 1, "{output:?}");
-    assert!(output.stdout.contains("has no secret for chatbot \"bot_z\""), "{output:?}");
+    assert!(
+        output
+            .stdout
+            .contains("has no secret for chatbot \"bot_z\""),
+        "{output:?}"
+    );
 }

@@ -177,10 +177,11 @@ mod tests {
 
     #[test]
     fn the_color_flag_is_read_before_parsing() {
-        let color = |arguments: &[&str]| {
-            color_flag(arguments.iter().map(std::ffi::OsString::from))
-        };
-        assert!(matches!(color(&["send", "--color", "always"]), Color::Always));
+        let color = |arguments: &[&str]| color_flag(arguments.iter().map(std::ffi::OsString::from));
+        assert!(matches!(
+            color(&["send", "--color", "always"]),
+            Color::Always
+        ));
         assert!(matches!(color(&["--color=never", "send"]), Color::Never));
         assert!(matches!(color(&["send"]), Color::Auto));
         assert!(matches!(color(&["--", "--color", "always"]), Color::Auto));

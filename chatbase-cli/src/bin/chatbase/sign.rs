@@ -29,7 +29,12 @@ pub(crate) struct Args {
 
     /// With --secrets-file: the chatbot whose current secret signs [default:
     /// the body's chatbotId].
-    #[arg(long, value_name = "ID", requires = "secrets_file")]
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "secrets_file",
+        conflicts_with = "secret"
+    )]
     chatbot_id: Option<String>,
 
     /// Print the whole header line, `x-chatbase-signature: <hex>`, for

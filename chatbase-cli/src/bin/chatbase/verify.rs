@@ -47,7 +47,12 @@ pub(crate) struct Args {
 
     /// With --secrets-file: the chatbot whose secrets verify [default: the
     /// body's chatbotId].
-    #[arg(long, value_name = "ID", requires = "secrets_file")]
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "secrets_file",
+        conflicts_with = "secret"
+    )]
     chatbot_id: Option<String>,
 }
 
