@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 //!
-//! # The library
+//! # Modules
 //!
-//! The `chatbase` command is built on this crate's modules, which test
-//! harnesses and demos can use directly:
+//! The `chatbase` command is built on these, which test harnesses and demos
+//! can use directly:
 //!
 //! - [`send`]: sign and send webhook requests ([`send::Sender`],
 //!   [`send::Outgoing`], [`send::Reply`]), many at a time

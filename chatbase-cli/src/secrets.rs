@@ -153,8 +153,8 @@ impl SecretsFile {
     }
 
     /// The secrets of `chatbot_id` as [`Candidate`]s for
-    /// [`diagnose`](crate::diagnose::diagnose), named "the current secret
-    /// of <id>", "secret #2 of <id>"...: empty for a chatbot the file does
+    /// [`diagnose`](crate::diagnose::diagnose), named `the current secret
+    /// of <id>`, `secret #2 of <id>`...: empty for a chatbot the file does
     /// not name.
     pub fn candidates(&self, chatbot_id: &str) -> Vec<Candidate> {
         self.keys

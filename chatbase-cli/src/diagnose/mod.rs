@@ -676,7 +676,12 @@ mod tests {
         let expected = signature_of(SECRET, BODY);
         let padded = candidate("--secret", &format!(" {SECRET}"));
         for signature in [expected.clone(), signature_of("x", BODY), "ab".repeat(32)] {
-            let diagnosis = diagnose(BODY, signature.as_bytes(), &[padded.clone()], &[]);
+            let diagnosis = diagnose(
+                BODY,
+                signature.as_bytes(),
+                std::slice::from_ref(&padded),
+                &[],
+            );
             let shown = format!(
                 "{diagnosis:?} {}",
                 diagnosis

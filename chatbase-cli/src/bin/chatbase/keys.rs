@@ -18,8 +18,8 @@ pub(crate) struct SecretArgs {
     #[arg(long, value_name = "SECRET", conflicts_with = "secrets_file")]
     pub(crate) secret: Option<String>,
 
-    /// A JSON file of secrets per chatbot: {"<chatbotId>": "<secret>" or
-    /// ["<current>", "<previous>", ...]}. Signs with the current secret of
+    /// A JSON file of secrets per chatbot: {"CHATBOT_ID": "SECRET" or
+    /// ["CURRENT", "PREVIOUS", ...]}. Signs with the current secret of
     /// the chatbot named by --chatbot-id, else by the body's chatbotId, else
     /// of the file's only chatbot.
     #[arg(long, value_name = "PATH")]
