@@ -54,8 +54,8 @@ pub enum Failure {
     UnknownHost,
     /// `https` to a server that answered in plain text (an `http` server).
     NotTls,
-    /// `http` to a server that did not answer in HTTP (a TLS server, most
-    /// likely).
+    /// `http` to a server that did not answer in HTTP, or reset the
+    /// connection (a TLS server, most likely).
     NotHttp,
     /// The server's certificate is not trusted.
     Certificate,
@@ -193,7 +193,11 @@ pub fn parse_url(url: &str) -> Result<Url, SendError> {
 
 /// A [`SendError::Request`] for `error`, which happened sending to `url`.
 pub(crate) fn request_error(url: &Url, error: reqwest::Error) -> SendError {
-    let failure = classify(&error);
+    let failure = match classify(&error) {
+        // Suggesting https:// only makes sense for an http:// URL.
+        Failure::NotHttp if url.scheme() != "http" => Failure::Other,
+        failure => failure,
+    };
     SendError::Request {
         url: url.clone(),
         failure,
@@ -226,6 +230,13 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Option<Failure> {
         }
         if io.kind() == io::ErrorKind::TimedOut {
             return Some(Failure::Timeout);
+        }
+        // A TLS server reset by plain text it cannot read, before any reply.
+        if matches!(
+            io.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        ) {
+            return Some(Failure::NotHttp);
         }
         // The resolver's errors have no type of their own.
         if io.to_string().contains("failed to lookup address") {
