@@ -141,7 +141,7 @@ impl fmt::Display for SendError {
                     Failure::ConnectionRefused => "connection refused",
                     Failure::UnknownHost => "the host name does not resolve",
                     Failure::NotTls => "the server does not speak TLS",
-                    Failure::NotHttp => "the reply is not HTTP",
+                    Failure::NotHttp => "no HTTP reply",
                     Failure::Timeout => "no reply in time",
                     Failure::Certificate => {
                         return write!(
