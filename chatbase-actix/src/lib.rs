@@ -4,6 +4,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `resolver` | no | `Verifier::with_resolver`: secrets per chatbot looked up by your own async function, behind a cache (chatbase-core's) |
 //! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests (chatbase-core's `test-util`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -26,3 +27,6 @@ pub use chatbase_core::{
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub use chatbase_core::testing;
+#[cfg(feature = "resolver")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resolver")))]
+pub use chatbase_core::{ResolveError, ResolverOptions, SecretResolver};

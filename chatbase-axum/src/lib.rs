@@ -4,6 +4,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `resolver` | no | `Verifier::with_resolver`: secrets per chatbot looked up by your own async function, behind a cache (chatbase-core's) |
 //! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests (chatbase-core's) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -19,6 +20,9 @@ pub use chatbase_core::{
     self, ChatbotSecrets, DEFAULT_BODY_LIMIT, Error, Event, Lead, REJECTION_LOG_TARGET,
     SIGNATURE_HEADER, Secret, SecretError, UnknownEvent, Verifier,
 };
+#[cfg(feature = "resolver")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resolver")))]
+pub use chatbase_core::{ResolveError, ResolverOptions, SecretResolver};
 
 pub use self::extract::ChatbaseEvent;
 pub use self::rejection::ChatbaseRejection;

@@ -52,7 +52,7 @@
 //!   without reading, hashing or parsing again, whatever the router's state,
 //!   and `Extension<chatbase_core::ChatbaseEvent>` works too;
 //! - its body replaced by the verified bytes, so a handler can take
-//!   [`Bytes`](bytes::Bytes), `String`, `Json<T>` or anything else that reads
+//!   [`Bytes`], `String`, `Json<T>` or anything else that reads
 //!   the body (and `content-type: application/json` if it had no content type:
 //!   Chatbase does not promise one, and `Json<T>` requires it).
 //!

@@ -12,7 +12,11 @@
 //! - `d_serde_plain`: `serde_json` into a plain struct of the same fields, no
 //!   verification: the parse floor;
 //! - `e_serde_tagged` (sample only): `serde_json` into an internally tagged enum,
-//!   what a derived event model would cost.
+//!   what a derived event model would cost;
+//! - `f_per_chatbot_10k` (sample only): (c) with secrets per chatbot, 10,000
+//!   chatbots in a static map;
+//! - `g_resolver_warm` (sample only): (c) with a secret resolver whose cache
+//!   holds the chatbot.
 //!
 //! `bench/core.sh` runs this and prints the ratios (b)/(a) and (c)/((a)+(d)).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -22,7 +26,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chatbase_core::testing::{SAMPLE_LEADS_SUBMIT, lead_body, sample_lead};
-use chatbase_core::{Secret, Verifier, sign};
+use chatbase_core::{
+    ChatbotSecrets, ResolveError, ResolverOptions, Secret, SecretResolver, Verifier, sign,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
@@ -72,6 +78,28 @@ fn body_of(size: usize) -> Bytes {
     let body = lead_body("xxxxxxxx", &lead);
     assert_eq!(body.len(), size);
     body
+}
+
+/// 10,000 chatbots, the sample's among them, each with its own secret.
+fn ten_thousand_chatbots() -> ChatbotSecrets {
+    let mut chatbots = ChatbotSecrets::new();
+    chatbots
+        .insert("xxxxxxxx", [Secret::new(KEY).unwrap()])
+        .unwrap();
+    for n in 1..10_000 {
+        let secret = Secret::new(format!("secret-of-bot-{n}")).unwrap();
+        chatbots.insert(&format!("bot_{n:05}"), [secret]).unwrap();
+    }
+    chatbots
+}
+
+/// A resolver that knows the sample's chatbot.
+struct SampleResolver;
+
+impl SecretResolver for SampleResolver {
+    async fn resolve(&self, chatbot_id: &str) -> Result<Option<Vec<Secret>>, ResolveError> {
+        Ok((chatbot_id == "xxxxxxxx").then(|| vec![Secret::new(KEY).unwrap()]))
+    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -125,6 +153,28 @@ fn benches(c: &mut Criterion) {
         if size == SAMPLE_LEADS_SUBMIT.len() {
             group.bench_function(BenchmarkId::from_parameter("e_serde_tagged"), |b| {
                 b.iter(|| serde_json::from_slice::<TaggedEvent>(black_box(&body)));
+            });
+            let per_chatbot = Verifier::per_chatbot(ten_thousand_chatbots());
+            group.bench_function(BenchmarkId::from_parameter("f_per_chatbot_10k"), |b| {
+                b.iter(|| {
+                    per_chatbot.verify_and_parse(
+                        black_box(body.clone()),
+                        Some(black_box(header.as_bytes())),
+                    )
+                });
+            });
+            let resolved = Verifier::with_resolver(SampleResolver, ResolverOptions::default());
+            // Warm: the first lookup caches the chatbot (and resolves at once).
+            resolved
+                .verify_and_parse(body.clone(), Some(header.as_bytes()))
+                .unwrap();
+            group.bench_function(BenchmarkId::from_parameter("g_resolver_warm"), |b| {
+                b.iter(|| {
+                    resolved.verify_and_parse(
+                        black_box(body.clone()),
+                        Some(black_box(header.as_bytes())),
+                    )
+                });
             });
         }
         group.finish();

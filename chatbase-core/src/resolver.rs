@@ -244,19 +244,22 @@ impl std::error::Error for SharedLookupError {
     }
 }
 
+/// What a lookup gives: the secrets, `None` for an unknown chatbot, or an error.
+type Resolved = Result<Option<Vec<Secret>>, ResolveError>;
+
 /// [`SecretResolver`], made object-safe.
 trait DynResolver: Send + Sync {
     fn resolve<'a>(
         &'a self,
         chatbot_id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Vec<Secret>>, ResolveError>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Resolved> + Send + 'a>>;
 }
 
 impl<R: SecretResolver> DynResolver for R {
     fn resolve<'a>(
         &'a self,
         chatbot_id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Vec<Secret>>, ResolveError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Resolved> + Send + 'a>> {
         Box::pin(SecretResolver::resolve(self, chatbot_id))
     }
 }

@@ -111,6 +111,8 @@ impl Running {
         command
             .env_remove("CHATBASE_WEBHOOK_SECRET")
             .env_remove("CHATBASE_WEBHOOK_PREVIOUS_SECRET")
+            .env_remove("CHATBASE_WEBHOOK_SECRETS")
+            .env_remove("CHATBASE_WEBHOOK_SECRETS_FILE")
             .env("PORT", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");

@@ -4,7 +4,7 @@
 //!
 //! - [`examples`]: builds the example crates and runs their binaries;
 //! - [`send`]: signing and sending webhook requests, as Chatbase does or as a
-//!   forger would;
+//!   forger would: `chatbase send`'s own code, from the `chatbase-cli` crate;
 //! - [`baseline`]: unverified servers, for `bench/load.sh` only;
 //! - [`deliveries`]: what a handler saw, without customer data (the demo);
 //! - [`random`]: random hex from the operating system.
@@ -21,7 +21,7 @@ pub mod deliveries;
 pub mod examples;
 pub mod random;
 mod readme;
-pub mod send;
+pub use chatbase_cli::send;
 
 /// `127.0.0.1:$PORT`, port 3000 when `PORT` is unset or empty.
 ///

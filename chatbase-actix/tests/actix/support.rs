@@ -230,8 +230,8 @@ pub fn streamed(
 /// The request a conformance case describes, its body framed as `framing`.
 pub fn case_request(case: &Case, path: &str, framing: Framing) -> Request {
     let mut request = TestRequest::post().uri(path);
-    if let Some(signature) = &case.signature {
-        request = request.insert_header((SIGNATURE_HEADER, signature.as_str()));
+    for signature in case.signatures() {
+        request = request.append_header((SIGNATURE_HEADER, signature));
     }
     if let Some(content_type) = case.content_type {
         request = request.insert_header((CONTENT_TYPE, content_type));

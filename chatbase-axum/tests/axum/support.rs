@@ -233,8 +233,8 @@ pub(crate) fn streamed(body: &Bytes) -> Body {
 /// The request a conformance case describes, its body framed as `framing`.
 pub(crate) fn case_request(case: &Case, path: &str, framing: Framing) -> Request<Body> {
     let mut builder = Request::post(path);
-    if let Some(signature) = &case.signature {
-        builder = builder.header(SIGNATURE_HEADER, signature.as_str());
+    for signature in case.signatures() {
+        builder = builder.header(SIGNATURE_HEADER, signature);
     }
     if let Some(content_type) = case.content_type {
         builder = builder.header(header::CONTENT_TYPE, content_type);
@@ -257,20 +257,26 @@ pub(crate) fn case_request(case: &Case, path: &str, framing: Framing) -> Request
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) content_type: Option<String>,
+    pub(crate) retry_after: Option<String>,
     pub(crate) body: Bytes,
 }
 
 impl Answer {
     pub(crate) async fn of(response: Response) -> Self {
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|value| value.to_str().unwrap().to_owned());
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|value: &axum::http::HeaderValue| value.to_str().unwrap().to_owned())
+        };
+        let content_type = header(header::CONTENT_TYPE);
+        let retry_after = header(header::RETRY_AFTER);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         Self {
             status,
             content_type,
+            retry_after,
             body,
         }
     }
@@ -292,6 +298,7 @@ impl Answer {
             content_type: self.content_type.as_deref(),
             body: &self.body,
             delivered,
+            retry_after: self.retry_after.as_deref(),
         }
     }
 

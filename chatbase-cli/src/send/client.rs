@@ -105,7 +105,7 @@ impl Sender {
         if let Some(content_type) = outgoing.content_type() {
             request = request.header(CONTENT_TYPE, content_type);
         }
-        if let Some(signature) = outgoing.signature() {
+        for signature in outgoing.signatures() {
             request = request.header(SIGNATURE_HEADER, signature);
         }
         let failed = |error| request_error(url, error);

@@ -20,6 +20,7 @@ pub struct Outgoing {
     method: Method,
     body: Bytes,
     signature: Option<HeaderValue>,
+    second_signature: Option<HeaderValue>,
     content_type: Option<HeaderValue>,
 }
 
@@ -56,8 +57,18 @@ impl Outgoing {
             method: Method::POST,
             body: body.into(),
             signature,
+            second_signature: None,
             content_type: Some(JSON),
         }
+    }
+
+    /// Sends a second `x-chatbase-signature` header after the first, as no
+    /// sender that signs does: a receiver must refuse the request (401),
+    /// whichever of the two is right.
+    #[must_use]
+    pub fn with_second_signature(mut self, signature: HeaderValue) -> Self {
+        self.second_signature = Some(signature);
+        self
     }
 
     /// The same signature with a changed body, as a man in the middle would
@@ -106,6 +117,11 @@ impl Outgoing {
     /// don't log it.
     pub fn signature(&self) -> Option<&HeaderValue> {
         self.signature.as_ref()
+    }
+
+    /// Every `x-chatbase-signature` value sent, in order: none, one, or two.
+    pub fn signatures(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.signature.iter().chain(&self.second_signature)
     }
 
     /// The `content-type`, if any: `application/json` unless changed.

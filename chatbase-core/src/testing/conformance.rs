@@ -17,9 +17,14 @@
 //! let secret = Secret::new("conformance")?;
 //! let verifier = Verifier::new(secret.clone()).with_body_limit(4096);
 //! for case in conformance::cases(&secret, verifier.body_limit()) {
-//!     // Here: `Verifier` directly. For a server: send the request, then
+//!     // Here: `Verifier` directly. For a server: send the request (with each of
+//!     // `case.signatures()` as an `x-chatbase-signature` header), then
 //!     // `case.check(&observed)` with its answer and what the handler saw.
-//!     let outcome = verifier.verify_and_parse(case.body.clone(), case.signature.as_deref().map(str::as_bytes));
+//!     let signatures: Vec<&[u8]> = case.signatures().map(str::as_bytes).collect();
+//!     let outcome = verifier.head(signatures, None).and_then(|mut verification| {
+//!         verification.chunk(case.body.clone())?;
+//!         futures_executor::block_on(verification.finish())
+//!     });
 //!     case.check_outcome(&outcome);
 //! }
 //! # Ok::<(), chatbase_core::SecretError>(())
@@ -29,7 +34,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::{SAMPLE_LEADS_SUBMIT, event_body};
-use crate::{ChatbaseEvent, Error, Lead, Secret, sign};
+use crate::{ChatbaseEvent, ChatbotSecrets, Error, Lead, Secret, sign};
 
 /// One request of the matrix.
 #[derive(Debug, Clone)]
@@ -39,6 +44,8 @@ pub struct Case {
     pub name: &'static str,
     /// The `x-chatbase-signature` value to send; `None`: send no such header.
     pub signature: Option<String>,
+    /// A second `x-chatbase-signature` header to send after the first, if any.
+    pub second_signature: Option<String>,
     /// The `content-type` to send; `None`: send none (Chatbase does not promise one).
     pub content_type: Option<&'static str>,
     /// The body, byte for byte.
@@ -79,6 +86,8 @@ pub struct Observed<'a> {
     pub body: &'a [u8],
     /// Every event the handler received for this request, in order.
     pub delivered: &'a [Seen],
+    /// The response's `Retry-After`, if any.
+    pub retry_after: Option<&'a str>,
 }
 
 /// An event a handler received, as a test sees it.
@@ -107,13 +116,21 @@ impl From<&ChatbaseEvent> for Seen {
 const CUSTOMER_DATA: [&str; 3] = ["jo@acme.io", "+1 555 0100", "ada@example.com"];
 
 impl Case {
+    /// The `x-chatbase-signature` values to send, in order: none, one, or two.
+    pub fn signatures(&self) -> impl Iterator<Item = &str> {
+        self.signature
+            .iter()
+            .chain(&self.second_signature)
+            .map(String::as_str)
+    }
+
     /// Checks what came of this case's request.
     ///
     /// - Delivered: a 2xx answer, and the handler received exactly one event of
     ///   the expected type and chatbot (with the case's body, when it is seen).
     /// - Rejected: exactly the expected status, the handler received nothing,
     ///   and the answer is `application/json` `{"message": "..."}` quoting no
-    ///   customer data.
+    ///   customer data; a 503 also carries a `Retry-After` in seconds.
     ///
     /// # Panics
     ///
@@ -179,6 +196,16 @@ impl Case {
                 for data in CUSTOMER_DATA {
                     assert!(!shown.contains(data), "{name}: the answer quotes {data:?}");
                 }
+                if *status == 503 {
+                    let seconds = observed
+                        .retry_after
+                        .and_then(|value| value.parse::<u32>().ok());
+                    assert!(
+                        seconds.is_some(),
+                        "{name}: a 503 without a Retry-After in seconds ({:?})",
+                        observed.retry_after
+                    );
+                }
             }
         }
     }
@@ -197,12 +224,14 @@ impl Case {
                 content_type: None,
                 body: b"",
                 delivered: &[Seen::from(event)],
+                retry_after: None,
             }),
             Err(error) => self.check(&Observed {
                 status: error.status(),
                 content_type: Some("application/json"),
                 body: error.json_body().as_bytes(),
                 delivered: &[],
+                retry_after: error.retry_after().map(|s| s.to_string()).as_deref(),
             }),
         }
     }
@@ -214,7 +243,8 @@ impl Case {
 /// Delivered: a valid `leads.submit`; the same signed in upper-case hex; an
 /// unknown event type; no content type; a lead with missing and null fields; no
 /// `payload` and no `chatbotId`; a body exactly at the limit. Rejected with 401: no signature, an empty one, a
-/// non-hex one, 39 and 42 hex digits, 64 hex digits (SHA-256), the wrong secret, a
+/// non-hex one, 39 and 42 hex digits, 64 hex digits (SHA-256), two signature
+/// headers (even both right), the wrong secret, a
 /// tampered body, an unsigned or forged body that is also invalid JSON, an
 /// unsigned body over the limit (the signature is checked first). Rejected with
 /// 400, correctly signed: invalid JSON, an empty body, a JSON array, an object
@@ -242,6 +272,7 @@ pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
     let case = |name, signature: Option<String>, body: Bytes, expected| Case {
         name,
         signature,
+        second_signature: None,
         content_type: Some("application/json"),
         body,
         expected,
@@ -290,6 +321,15 @@ pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
         ),
         signed("exactly at the limit", Bytes::from(at_limit), lead),
         case("missing signature", None, sample.clone(), rejected(401)),
+        Case {
+            second_signature: Some(signature.clone()),
+            ..case(
+                "two signature headers",
+                Some(signature.clone()),
+                sample.clone(),
+                rejected(401),
+            )
+        },
         unsigned_sample("empty signature", ""),
         unsigned_sample("non-hex signature", &"z".repeat(40)),
         unsigned_sample("39 hex digits", signature.get(..39).unwrap_or_default()),
@@ -340,6 +380,201 @@ pub fn cases(secret: &Secret, limit: usize) -> Vec<Case> {
     ]
 }
 
+/// The secrets of the chatbots [`chatbot_cases`] is made for, as the JSON of
+/// `CHATBASE_WEBHOOK_SECRETS`: `bot_a` with one secret, `bot_b` in the middle
+/// of a rotation (its current secret, then its previous one).
+pub const CHATBOT_SECRETS_JSON: &str = r#"{"bot_a":"conformance-secret-a","bot_b":["conformance-secret-b-new","conformance-secret-b-old"]}"#;
+
+/// The chatbot a receiver with a secret resolver must fail to look up for
+/// [`resolver_failure_case`]: its resolver errs, or takes too long, for this
+/// id.
+pub const UNAVAILABLE_CHATBOT: &str = "bot_unavailable";
+
+/// [`CHATBOT_SECRETS_JSON`] as a map, for
+/// [`Verifier::per_chatbot`](crate::Verifier::per_chatbot) (or for a resolver
+/// to answer from).
+pub fn chatbot_secrets() -> ChatbotSecrets {
+    match ChatbotSecrets::from_json(CHATBOT_SECRETS_JSON) {
+        Ok(secrets) => secrets,
+        Err(error) => panic!("the conformance secrets are valid: {error}"),
+    }
+}
+
+fn conformance_secret(key: &str) -> Secret {
+    match Secret::new(key) {
+        Ok(secret) => secret,
+        Err(error) => panic!("the conformance secrets are valid: {error}"),
+    }
+}
+
+/// The matrix for a receiver with secrets per chatbot, serving exactly the
+/// chatbots of [`chatbot_secrets`] ([`CHATBOT_SECRETS_JSON`]).
+///
+/// Delivered, to the chatbot whose secret signed it: `bot_a` with its secret,
+/// `bot_b` with its current and with its previous secret, and a body whose
+/// `chatbotId` key and value are written with escapes. Rejected with 401, the
+/// handler never running: a body naming one chatbot signed with the other's
+/// secret (both ways), an unknown chatbot, no `chatbotId`, a `null`, a number,
+/// one of 129 characters, one with other characters than letters, digits, `-`
+/// and `_`, two `chatbotId` keys (also through an escaped key), two
+/// `eventType` or `payload` keys, two signature headers, no signature, and a
+/// signed body that is not JSON.
+pub fn chatbot_cases() -> Vec<Case> {
+    let a = conformance_secret("conformance-secret-a");
+    let b_new = conformance_secret("conformance-secret-b-new");
+    let b_old = conformance_secret("conformance-secret-b-old");
+    let lead = |chatbot: &str| {
+        Bytes::from(format!(
+            r#"{{"eventType":"leads.submit","chatbotId":"{chatbot}","payload":{{"conversationId":"c_{chatbot}","customerEmail":"jo@acme.io"}}}}"#
+        ))
+    };
+    let case = |name, secret: Option<&Secret>, body: Bytes, expected| Case {
+        name,
+        signature: secret.map(|secret| sign(secret, &body)),
+        second_signature: None,
+        content_type: Some("application/json"),
+        body,
+        expected,
+    };
+    let delivered = |chatbot_id| Expected::Delivered {
+        event_type: Lead::EVENT_TYPE,
+        chatbot_id: Some(chatbot_id),
+    };
+    let refused = Expected::Rejected { status: 401 };
+    let raw = |text: &str| Bytes::from(text.to_owned());
+    let two_headers = {
+        let mut twice = case(
+            "two signature headers",
+            Some(&a),
+            lead("bot_a"),
+            refused.clone(),
+        );
+        twice.second_signature = twice.signature.clone();
+        twice
+    };
+    vec![
+        case(
+            "bot_a with its secret",
+            Some(&a),
+            lead("bot_a"),
+            delivered("bot_a"),
+        ),
+        case(
+            "bot_b with its current secret",
+            Some(&b_new),
+            lead("bot_b"),
+            delivered("bot_b"),
+        ),
+        case(
+            "bot_b with its previous secret",
+            Some(&b_old),
+            lead("bot_b"),
+            delivered("bot_b"),
+        ),
+        case(
+            "escaped chatbotId key and value",
+            Some(&a),
+            raw(r#"{"eventType":"leads.submit","chatbot\u0049d":"bot_\u0061","payload":{}}"#),
+            delivered("bot_a"),
+        ),
+        case(
+            "bot_b's body signed with bot_a's secret",
+            Some(&a),
+            lead("bot_b"),
+            refused.clone(),
+        ),
+        case(
+            "bot_a's body signed with bot_b's secret",
+            Some(&b_new),
+            lead("bot_a"),
+            refused.clone(),
+        ),
+        case("unknown chatbot", Some(&a), lead("bot_c"), refused.clone()),
+        case(
+            "no chatbotId",
+            Some(&a),
+            raw(r#"{"eventType":"leads.submit","payload":{}}"#),
+            refused.clone(),
+        ),
+        case(
+            "null chatbotId",
+            Some(&a),
+            raw(r#"{"eventType":"leads.submit","chatbotId":null,"payload":{}}"#),
+            refused.clone(),
+        ),
+        case(
+            "numeric chatbotId",
+            Some(&a),
+            raw(r#"{"eventType":"leads.submit","chatbotId":7,"payload":{}}"#),
+            refused.clone(),
+        ),
+        case(
+            "overlong chatbotId",
+            Some(&a),
+            lead(&"a".repeat(129)),
+            refused.clone(),
+        ),
+        case(
+            "chatbotId with other characters",
+            Some(&a),
+            lead("../bot_a"),
+            refused.clone(),
+        ),
+        case(
+            "two chatbotId keys",
+            Some(&a),
+            raw(
+                r#"{"eventType":"leads.submit","chatbotId":"bot_b","chatbotId":"bot_a","payload":{}}"#,
+            ),
+            refused.clone(),
+        ),
+        case(
+            "two chatbotId keys, one escaped",
+            Some(&a),
+            raw(
+                r#"{"eventType":"leads.submit","chatbotId":"bot_a","chatbot\u0049d":"bot_b","payload":{}}"#,
+            ),
+            refused.clone(),
+        ),
+        case(
+            "two eventType keys",
+            Some(&a),
+            raw(r#"{"eventType":"leads.submit","eventType":"x","chatbotId":"bot_a","payload":{}}"#),
+            refused.clone(),
+        ),
+        case(
+            "two payload keys",
+            Some(&a),
+            raw(r#"{"eventType":"leads.submit","chatbotId":"bot_a","payload":{},"payload":{}}"#),
+            refused.clone(),
+        ),
+        two_headers,
+        case("no signature", None, lead("bot_a"), refused.clone()),
+        case(
+            "signed, not JSON",
+            Some(&a),
+            raw("chatbotId=bot_a"),
+            refused,
+        ),
+    ]
+}
+
+/// The case for a receiver whose secret resolver fails for
+/// [`UNAVAILABLE_CHATBOT`]: answered 503 with a `Retry-After`, never 401.
+pub fn resolver_failure_case() -> Case {
+    let body = Bytes::from(format!(
+        r#"{{"eventType":"leads.submit","chatbotId":"{UNAVAILABLE_CHATBOT}","payload":{{}}}}"#
+    ));
+    Case {
+        name: "the resolver fails",
+        signature: Some(sign(&conformance_secret("conformance-secret-a"), &body)),
+        second_signature: None,
+        content_type: Some("application/json"),
+        body,
+        expected: Expected::Rejected { status: 503 },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,10 +587,15 @@ mod tests {
         for limit in [SAMPLE_LEADS_SUBMIT.len(), 1000, crate::DEFAULT_BODY_LIMIT] {
             let verifier = Verifier::new(secret.clone()).with_body_limit(limit);
             let cases = cases(&secret, limit);
-            assert_eq!(cases.len(), 25);
+            assert_eq!(cases.len(), 26);
             for case in cases {
-                let signature = case.signature.as_deref().map(str::as_bytes);
-                let outcome = verifier.verify_and_parse(case.body.clone(), signature);
+                let signatures: Vec<&[u8]> = case.signatures().map(str::as_bytes).collect();
+                let outcome = verifier
+                    .head(signatures, None)
+                    .and_then(|mut verification| {
+                        verification.chunk(case.body.clone())?;
+                        futures_executor::block_on(verification.finish())
+                    });
                 if case.name.contains("SHA-256") {
                     assert!(matches!(
                         &outcome,
@@ -364,6 +604,24 @@ mod tests {
                 }
                 case.check_outcome(&outcome);
             }
+        }
+    }
+
+    /// The chatbot matrix holds against a verifier with secrets per chatbot.
+    #[test]
+    fn every_chatbot_case_holds_against_the_verifier() {
+        let verifier = Verifier::per_chatbot(chatbot_secrets());
+        let cases = chatbot_cases();
+        assert_eq!(cases.len(), 19);
+        for case in cases {
+            let signatures: Vec<&[u8]> = case.signatures().map(str::as_bytes).collect();
+            let outcome = verifier
+                .head(signatures, None)
+                .and_then(|mut verification| {
+                    verification.chunk(case.body.clone())?;
+                    futures_executor::block_on(verification.finish())
+                });
+            case.check_outcome(&outcome);
         }
     }
 
@@ -388,6 +646,7 @@ mod tests {
             content_type: Some("application/json"),
             body,
             delivered,
+            retry_after: None,
         };
         assert!(!fails(valid, ok(200, b"OK", std::slice::from_ref(&seen))));
         assert!(fails(valid, ok(200, b"OK", &[])));
@@ -400,8 +659,10 @@ mod tests {
             unsigned,
             ok(401, br#"{"message":"bad jo@acme.io"}"#, &[])
         ));
-        let mut other = seen.clone();
-        other.raw_body = Some(Bytes::from_static(b"{}"));
+        let other = Seen {
+            raw_body: Some(Bytes::from_static(b"{}")),
+            ..Seen::from(&crate::testing::sample_event())
+        };
         assert!(fails(valid, ok(200, b"OK", std::slice::from_ref(&other))));
     }
 

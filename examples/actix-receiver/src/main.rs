@@ -19,8 +19,8 @@
 //! | `RUST_LOG` | the log filter, `info` by default |
 //!
 //! Against slow or hostile clients: 10 s to send the request head (408), 10 s
-//! for the rest of the request (408), bodies of at most 1 MiB (413, the
-//! verifier's limit). actix-web times out only the head of a connection's first
+//! for the rest of the request (408), heads of at most 128 KiB (431, actix-http's
+//! fixed limit), bodies of at most 1 MiB (413, the verifier's limit). actix-web times out only the head of a connection's first
 //! request, so this receiver serves one request per connection. Ctrl-C or
 //! `SIGTERM` stop it gracefully: no new connections, and up to 30 s for the
 //! requests in flight.
@@ -138,13 +138,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // `CHATBASE_WEBHOOK_SECRET`, and `CHATBASE_WEBHOOK_PREVIOUS_SECRET` while rotating.
     let verifier = Verifier::from_env()?;
     let address = address_from_env()?;
+    // Before saying it listens: a signal sent right after is then not missed.
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(address)
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
     tracing::info!(
         "listening on http://{} (POST /webhook, /scoped/webhook)",
         listener.local_addr()?
     );
-    let shutdown = shutdown_signal()?;
     let data = web::Data::new(verifier.clone());
     HttpServer::new(move || {
         App::new()

@@ -39,7 +39,7 @@ async fn webhook(leads: web::Data<Leads>, ev: ChatbaseEvent) -> HttpResponse {
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Shows your lines and every rejected request (at WARN, target `chatbase::rejection`).
-    tracing_subscriber::fmt::init();
+    tracing_subscriber::fmt().init();
 
     // The secret from the chatbot's webhook settings in Chatbase.
     let verifier = Verifier::from_env()?;

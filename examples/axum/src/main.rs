@@ -39,7 +39,7 @@ async fn webhook(State(leads): State<Leads>, ev: ChatbaseEvent) -> StatusCode {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Shows your lines and every rejected request (at WARN, target `chatbase::rejection`).
-    tracing_subscriber::fmt::init();
+    tracing_subscriber::fmt().init();
 
     // The secret from the chatbot's webhook settings in Chatbase.
     let verifier = Verifier::from_env()?;
@@ -48,8 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(VerifyChatbaseLayer::new(verifier))
         .with_state(Leads::default());
 
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    let port: u16 = std::env::var("PORT").map_or(Ok(3000), |port| port.parse())?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
