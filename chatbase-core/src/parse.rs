@@ -107,7 +107,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
                     }
                     let is_lead = event_type
                         .as_ref()
-                        .is_some_and(|t| t.get(base) == Lead::EVENT_TYPE);
+                        .is_some_and(|t| t.is(base, Lead::EVENT_TYPE));
                     payload = Some(if is_lead {
                         Read::Lead(map.next_value_seed(LeadSeed { base })?)
                     } else {
@@ -123,7 +123,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
         }
 
         let event_type = event_type.ok_or_else(|| de::Error::missing_field("eventType"))?;
-        let payload = if event_type.get(base) == Lead::EVENT_TYPE {
+        let payload = if event_type.is(base, Lead::EVENT_TYPE) {
             Payload::Lead(match payload {
                 Some(Read::Lead(lead)) => lead,
                 Some(Read::Raw(span)) => read_lead(base, span).map_err(de::Error::custom)?,

@@ -57,6 +57,15 @@ impl Text {
         }
     }
 
+    /// Whether the text is `text`, given the body it was read from (without
+    /// checking the body's UTF-8 again).
+    pub(crate) fn is(&self, body: &[u8], text: &str) -> bool {
+        match self {
+            Self::Span(span) => span.bytes(body) == text.as_bytes(),
+            Self::Decoded(decoded) => &**decoded == text,
+        }
+    }
+
     /// The text, given the body it was read from.
     pub(crate) fn get<'a>(&'a self, body: &'a [u8]) -> &'a str {
         match self {

@@ -365,54 +365,57 @@ impl Verifier {
         body: Bytes,
     ) -> Result<ChatbaseEvent, Error> {
         let bound = self.authenticate(signature, &body).await?;
-        let event = parse::parse(body).map_err(Error::InvalidPayload)?;
-        if let Some(bound) = bound {
-            // The parser reads `chatbotId` by the scan's rules, so this holds;
-            // checked all the same, since it is what the secret was chosen by.
-            if event.chatbot_id() != Some(bound.get(event.raw_body())) {
-                return Err(Error::InvalidChatbotId(crate::ChatbotIdProblem::NotAnEvent));
-            }
-        }
-        Ok(event)
+        bind(parse::parse(body).map_err(Error::InvalidPayload)?, bound)
     }
 
     /// Checks that `signature` is the HMAC-SHA1 of `body` under one of the
     /// secrets it may be signed with, and returns the chatbot those secrets
     /// belong to, with secrets per chatbot. A body over the limit is not
     /// hashed.
+    ///
+    /// Only a secret lookup waits, in a future of its own: the future of this
+    /// function stays small, so the other kinds of keys pay nothing for it.
     async fn authenticate(
         &self,
         signature: &Signature,
         body: &[u8],
     ) -> Result<Option<Text>, Error> {
+        match self.candidates(body)? {
+            Candidates::Ready(secrets, bound) => {
+                check(secrets, signature, body)?;
+                Ok(bound)
+            }
+            #[cfg(feature = "resolver")]
+            Candidates::Lookup(resolver, id) => {
+                let lookup = Box::pin(resolver.secrets(id.get(body)));
+                let secrets = lookup.await?.ok_or_else(|| Error::UnknownChatbot {
+                    chatbot_id: id.get(body).to_owned(),
+                })?;
+                check(&secrets, signature, body)?;
+                Ok(Some(id))
+            }
+        }
+    }
+
+    /// The secrets `body` may be signed with, or the chatbot whose secrets
+    /// must be looked up.
+    fn candidates(&self, body: &[u8]) -> Result<Candidates<'_>, Error> {
         if body.len() > self.body_limit {
             return Err(self.too_large());
         }
         match &self.keys {
-            Keys::Any(secrets) => {
-                check(secrets, signature, body)?;
-                Ok(None)
-            }
+            Keys::Any(secrets) => Ok(Candidates::Ready(secrets, None)),
             Keys::PerChatbot(chatbots) => {
                 let id = chatbot::scan(body).map_err(Error::InvalidChatbotId)?;
                 let secrets = chatbots.get(&id).ok_or_else(|| Error::UnknownChatbot {
                     chatbot_id: id.to_string(),
                 })?;
-                check(secrets, signature, body)?;
-                Ok(Some(Text::read(body, &id)))
+                Ok(Candidates::Ready(secrets, Some(Text::read(body, &id))))
             }
             #[cfg(feature = "resolver")]
             Keys::Resolved(resolver) => {
                 let id = chatbot::scan(body).map_err(Error::InvalidChatbotId)?;
-                let secrets =
-                    resolver
-                        .secrets(&id)
-                        .await?
-                        .ok_or_else(|| Error::UnknownChatbot {
-                            chatbot_id: id.to_string(),
-                        })?;
-                check(&secrets, signature, body)?;
-                Ok(Some(Text::read(body, &id)))
+                Ok(Candidates::Lookup(resolver, Text::read(body, &id)))
             }
         }
     }
@@ -421,6 +424,29 @@ impl Verifier {
         Error::BodyTooLarge {
             limit: self.body_limit,
         }
+    }
+}
+
+/// What a body may be signed with.
+enum Candidates<'v> {
+    /// These secrets, binding the event to this chatbot (with secrets per
+    /// chatbot).
+    Ready(&'v [Secret], Option<Text>),
+    /// The secrets of this chatbot, once looked up.
+    #[cfg(feature = "resolver")]
+    Lookup(&'v crate::resolver::CachedResolver, Text),
+}
+
+/// `event`, if it names the chatbot whose secret verified it (with secrets per
+/// chatbot).
+fn bind(event: ChatbaseEvent, bound: Option<Text>) -> Result<ChatbaseEvent, Error> {
+    match bound {
+        // The parser reads `chatbotId` by the scan's rules, so this holds;
+        // checked all the same, since it is what the secret was chosen by.
+        Some(bound) if event.chatbot_id() != Some(bound.get(event.raw_body())) => {
+            Err(Error::InvalidChatbotId(crate::ChatbotIdProblem::NotAnEvent))
+        }
+        _ => Ok(event),
     }
 }
 
