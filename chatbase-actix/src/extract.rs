@@ -8,8 +8,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chatbase_core::Verifier;
 use futures_util::future::LocalBoxFuture;
 
+use tracing::Instrument as _;
+
 use crate::ChatbaseRejection;
-use crate::body::{head, read_and_verify};
+use crate::body::{accepted, head, read_and_verify, refused, unverifiable};
 
 /// Extractor for a verified Chatbase webhook event.
 ///
@@ -114,20 +116,25 @@ impl FromRequest for ChatbaseEvent {
         if let Some(event) = req.extensions().get::<chatbase_core::ChatbaseEvent>() {
             return Box::pin(ready(Ok(Self(event.clone()))));
         }
+        let span = chatbase_core::observe::request_span();
         let Some(verifier) = verifier_from_app_data(req) else {
-            return Box::pin(ready(Err(ChatbaseRejection::MissingVerifier.logged())));
+            return Box::pin(ready(Err(unverifiable(&span))));
         };
         let limit = verifier.body_limit();
         let verification = match head(verifier, req.headers()) {
             Ok(verification) => verification,
-            Err(error) => return Box::pin(ready(Err(ChatbaseRejection::Rejected(error).logged()))),
+            Err(error) => return Box::pin(ready(Err(refused(&span, error)))),
         };
         let payload = payload.take();
+        let verifying = read_and_verify(verification, payload, limit).instrument(span.clone());
         Box::pin(async move {
-            read_and_verify(verification, payload, limit)
-                .await
-                .map(Self)
-                .map_err(|error| ChatbaseRejection::Rejected(error).logged())
+            match verifying.await {
+                Ok(event) => {
+                    accepted(&span, &event);
+                    Ok(Self(event))
+                }
+                Err(error) => Err(refused(&span, error)),
+            }
         })
     }
 }

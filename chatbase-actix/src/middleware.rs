@@ -13,8 +13,9 @@ use actix_web::{Error, HttpMessage};
 use chatbase_core::Verifier;
 use futures_util::future::LocalBoxFuture;
 
-use crate::ChatbaseRejection;
-use crate::body::{head, read_and_verify};
+use tracing::{Instrument as _, Span};
+
+use crate::body::{accepted, head, read_and_verify, refused};
 
 /// Middleware that lets only verified Chatbase webhooks through: wrap an `App`,
 /// a `Scope` or a `Resource` with it.
@@ -139,34 +140,46 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let span = chatbase_core::observe::request_span();
         let verification = match head(&self.verifier, req.headers()) {
             Ok(verification) => verification,
-            Err(error) => return Box::pin(ready(Ok(reject(req, error)))),
+            Err(error) => return Box::pin(ready(Ok(reject(req, error, &span)))),
         };
         let service = Rc::clone(&self.service);
         let limit = self.verifier.body_limit();
         let limits = Rc::clone(&self.limits);
         let payload = req.take_payload();
-        Box::pin(async move {
-            let event = match read_and_verify(verification, payload, limit).await {
-                Ok(event) => event,
-                Err(error) => return Ok(reject(req, error)),
-            };
-            let body = event.raw_body().clone();
-            req.extensions_mut().insert(event);
-            req.set_payload(Payload::from(body));
-            limits.register_missing(&mut req);
-            service
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
-        })
+        let handling = {
+            let span = span.clone();
+            async move {
+                let event = match read_and_verify(verification, payload, limit).await {
+                    Ok(event) => event,
+                    Err(error) => return Ok(reject(req, error, &span)),
+                };
+                accepted(&span, &event);
+                let body = event.raw_body().clone();
+                req.extensions_mut().insert(event);
+                req.set_payload(Payload::from(body));
+                limits.register_missing(&mut req);
+                service
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body)
+            }
+        };
+        // The services inside run in the request's span too.
+        Box::pin(handling.instrument(span))
     }
 }
 
-/// Logs a rejection once and answers it, without calling the inner service.
-fn reject<B>(req: ServiceRequest, error: chatbase_core::Error) -> ServiceResponse<EitherBody<B>> {
-    req.error_response(ChatbaseRejection::Rejected(error).logged())
+/// Answers a rejection, recorded and logged once, without calling the inner
+/// service.
+fn reject<B>(
+    req: ServiceRequest,
+    error: chatbase_core::Error,
+    span: &Span,
+) -> ServiceResponse<EitherBody<B>> {
+    req.error_response(refused(span, error))
         .map_into_right_body()
 }
 

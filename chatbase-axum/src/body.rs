@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use axum_core::body::Body;
+use chatbase_core::observe::{self, Outcome};
 use chatbase_core::{ChatbaseEvent, Error, SIGNATURE_HEADER, Verifier};
 use http::header::EXPECT;
 use http::request::Parts;
@@ -13,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use tokio::task::JoinHandle;
+use tracing::Span;
 
 use crate::ChatbaseRejection;
 
@@ -26,8 +28,22 @@ use crate::ChatbaseRejection;
 pub(crate) async fn verify(
     verifier: &Verifier,
     parts: &Parts,
-    mut body: Body,
+    body: Body,
+    span: &Span,
 ) -> Result<ChatbaseEvent, ChatbaseRejection> {
+    read_and_verify(verifier, parts, body)
+        .await
+        .map_err(|error| {
+            observe::record_error(span, &error);
+            ChatbaseRejection::Rejected(error).logged()
+        })
+}
+
+async fn read_and_verify(
+    verifier: &Verifier,
+    parts: &Parts,
+    mut body: Body,
+) -> Result<ChatbaseEvent, Error> {
     let signatures = parts
         .headers
         .get_all(SIGNATURE_HEADER)
@@ -40,13 +56,12 @@ pub(crate) async fn verify(
         Ok(verification) => verification,
         Err(error) => {
             drain_in_background(parts, body, 0, limit);
-            return Err(ChatbaseRejection::Rejected(error).logged());
+            return Err(error);
         }
     };
     let mut read = 0_usize;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|error| ChatbaseRejection::Rejected(Error::read_body(error)).logged())?;
+        let frame = frame.map_err(Error::read_body)?;
         // Trailers carry nothing that is signed.
         let Ok(data) = frame.into_data() else {
             continue;
@@ -54,13 +69,15 @@ pub(crate) async fn verify(
         read = read.saturating_add(data.len());
         if let Err(error) = verification.chunk(data) {
             drain_in_background(parts, body, read, limit);
-            return Err(ChatbaseRejection::Rejected(error).logged());
+            return Err(error);
         }
     }
-    verification
-        .finish()
-        .await
-        .map_err(|error| ChatbaseRejection::Rejected(error).logged())
+    verification.finish().await
+}
+
+/// Records an accepted request on its span (and in the metrics).
+pub(crate) fn accepted(span: &Span, event: &ChatbaseEvent) {
+    observe::record(span, Outcome::Accepted, "none", Some(event.event_type()));
 }
 
 /// The most a rejected body is drained to, in bytes, counted from its first
@@ -237,9 +254,14 @@ mod tests {
         let frames = body
             .chunks(10)
             .map(|chunk| Ok::<_, Infallible>(Bytes::copy_from_slice(chunk)));
-        let event = verify(&verifier, &parts, Body::from_stream(stream::iter(frames)))
-            .await
-            .unwrap();
+        let event = verify(
+            &verifier,
+            &parts,
+            Body::from_stream(stream::iter(frames)),
+            &Span::none(),
+        )
+        .await
+        .unwrap();
         assert_eq!(event.raw_body(), body);
     }
 
@@ -248,7 +270,7 @@ mod tests {
         let (verifier, parts) = signed_parts(b"{}");
         // An endless body: reading it to the end would never finish.
         let (body, pulled) = counted(100, None);
-        let rejection = verify(&verifier.with_body_limit(1000), &parts, body)
+        let rejection = verify(&verifier.with_body_limit(1000), &parts, body, &Span::none())
             .await
             .unwrap_err();
         assert_eq!(rejection.reason(), "body_too_large");
@@ -261,7 +283,7 @@ mod tests {
     async fn stream_errors_are_400() {
         let (verifier, parts) = signed_parts(b"{}");
         let frames = stream::iter([Ok(Bytes::from_static(b"{")), Err("client went away")]);
-        let rejection = verify(&verifier, &parts, Body::from_stream(frames))
+        let rejection = verify(&verifier, &parts, Body::from_stream(frames), &Span::none())
             .await
             .unwrap_err();
         assert_eq!(rejection.reason(), "read_body");

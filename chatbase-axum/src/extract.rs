@@ -5,9 +5,11 @@ use std::ops::Deref;
 
 use axum_core::extract::{FromRequest, Request};
 use chatbase_core::Verifier;
+use chatbase_core::observe::{self, Outcome};
+use tracing::Instrument as _;
 
 use crate::ChatbaseRejection;
-use crate::body::verify;
+use crate::body::{accepted, verify};
 
 /// Extractor for a verified Chatbase webhook event.
 ///
@@ -129,22 +131,29 @@ where
 
     async fn from_request(mut req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Put there by `VerifyChatbaseLayer` after it verified this very
-        // request; only a verifier can make a `chatbase_core::ChatbaseEvent`.
+        // request (and counted it); only a verifier can make a
+        // `chatbase_core::ChatbaseEvent`.
         if let Some(event) = req
             .extensions_mut()
             .remove::<chatbase_core::ChatbaseEvent>()
         {
             return Ok(Self(event));
         }
+        let span = observe::request_span();
         let verifier = (state as &dyn Any)
             .downcast_ref::<Verifier>()
             .or_else(|| req.extensions().get::<Verifier>())
             .cloned();
         let Some(verifier) = verifier else {
-            return Err(ChatbaseRejection::MissingVerifier.logged());
+            observe::record(&span, Outcome::Unavailable, "missing_verifier", None);
+            return Err(span.in_scope(|| ChatbaseRejection::MissingVerifier.logged()));
         };
         let (parts, body) = req.into_parts();
-        verify(&verifier, &parts, body).await.map(Self)
+        let event = verify(&verifier, &parts, body, &span)
+            .instrument(span.clone())
+            .await?;
+        accepted(&span, &event);
+        Ok(Self(event))
     }
 }
 

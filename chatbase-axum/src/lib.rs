@@ -4,6 +4,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `metrics` | no | metrics of every webhook request through the `metrics` facade: see chatbase-core's [`observe`](https://docs.rs/chatbase-core/latest/chatbase_core/observe/) |
 //! | `resolver` | no | `Verifier::with_resolver`: secrets per chatbot looked up by your own async function, behind a cache (chatbase-core's) |
 //! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests (chatbase-core's) |
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -78,8 +78,11 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use tracing::Span;
+use tracing::instrument::{Instrument as _, Instrumented};
+
 use crate::ChatbaseRejection;
-use crate::body::verify;
+use crate::body::{accepted, verify};
 
 /// Layer that applies [`VerifyChatbase`], which lets only verified Chatbase
 /// webhooks through to the service it wraps.
@@ -176,11 +179,17 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let request = request.map(Body::new);
+        let span = chatbase_core::observe::request_span();
+        let verifying = {
+            let span = span.clone();
+            async move { verified_request(&verifier, request, &span).await }
+        };
         ResponseFuture {
             state: State::Verifying {
-                verifying: Box::pin(async move { verified_request(&verifier, request).await }),
+                verifying: Box::pin(verifying.instrument(span.clone())),
             },
             service: inner,
+            span,
         }
     }
 }
@@ -189,11 +198,16 @@ where
 /// its body replaced by the verified bytes, and `content-type:
 /// application/json` if it had no content type (the body is a JSON object now;
 /// Chatbase does not promise the header, and axum's `Json` requires it).
-async fn verified_request(verifier: &Verifier, request: Request) -> Result<Request, Response> {
+async fn verified_request(
+    verifier: &Verifier,
+    request: Request,
+    span: &Span,
+) -> Result<Request, Response> {
     let (mut parts, body) = request.into_parts();
-    let event = verify(verifier, &parts, body)
+    let event = verify(verifier, &parts, body, span)
         .await
         .map_err(ChatbaseRejection::into_response)?;
+    accepted(span, &event);
     let body = Body::from(event.raw_body().clone());
     parts.extensions.insert(event);
     parts
@@ -217,6 +231,7 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         service: S,
+        span: Span,
     }
 }
 
@@ -224,7 +239,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Verifying { verifying: Verifying },
-        Calling { #[pin] future: F },
+        Calling { #[pin] future: Instrumented<F> },
     }
 }
 
@@ -240,7 +255,9 @@ where
             match this.state.as_mut().project() {
                 StateProj::Verifying { verifying } => match ready!(verifying.as_mut().poll(cx)) {
                     Ok(request) => {
-                        let future = this.service.call(request);
+                        // The wrapped service runs in the request's span too.
+                        let future = this.span.in_scope(|| this.service.call(request));
+                        let future = future.instrument(this.span.clone());
                         this.state.set(State::Calling { future });
                     }
                     Err(rejection) => return Poll::Ready(Ok(rejection)),

@@ -5,6 +5,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `test-util` | no | [`testing`](https://docs.rs/chatbase-core/latest/chatbase_core/testing/): sign bodies and build verified events in your own tests |
+//! | `metrics` | no | [`observe`]'s metrics through the `metrics` facade: requests by outcome and reason, events by type, verification time, last accepted |
 //! | `resolver` | no | `Verifier::with_resolver`: secrets per chatbot looked up by your own async function (a database, a vault), behind a moka cache |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -13,6 +14,7 @@ mod chatbot_secrets;
 mod error;
 mod event;
 mod lead;
+pub mod observe;
 mod parse;
 #[cfg(feature = "resolver")]
 mod resolver;

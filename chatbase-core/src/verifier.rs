@@ -364,8 +364,17 @@ impl Verifier {
         signature: &Signature,
         body: Bytes,
     ) -> Result<ChatbaseEvent, Error> {
-        let bound = self.authenticate(signature, &body).await?;
-        bind(parse::parse(body).map_err(Error::InvalidPayload)?, bound)
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let verified = match self.authenticate(signature, &body).await {
+            Ok(bound) => parse::parse(body)
+                .map_err(Error::InvalidPayload)
+                .and_then(|event| bind(event, bound)),
+            Err(error) => Err(error),
+        };
+        #[cfg(feature = "metrics")]
+        crate::observe::verification_took(started.elapsed());
+        verified
     }
 
     /// Checks that `signature` is the HMAC-SHA1 of `body` under one of the

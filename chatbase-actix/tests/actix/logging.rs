@@ -97,8 +97,10 @@ async fn rejections_are_logged_under_the_rejection_target_with_the_hint() {
             assert_eq!(status, error.status(), "{context}");
             logs::assert_rejection_logged_once(&logged, status);
             let line = logs::rejection_lines(&logged)[0];
+            // `WARN`, then the request's span, then the target.
+            assert!(line.contains(" WARN "), "{context}: {line}");
             assert!(
-                line.contains(&format!(" WARN {REJECTION_LOG_TARGET}: ")),
+                line.contains(&format!(": {REJECTION_LOG_TARGET}: ")),
                 "{context}: {line}"
             );
             assert!(line.contains(error.reason()), "{context}: {line}");

@@ -28,6 +28,7 @@ mod conformance;
 mod extractor;
 mod limits;
 mod logging;
+mod metrics;
 mod middleware;
 mod support;
 mod tcp;

@@ -23,5 +23,6 @@ mod conformance;
 mod extractor;
 mod layer;
 mod logging;
+mod metrics;
 mod support;
 mod tcp;

@@ -1,0 +1,178 @@
+//! What a receiver does, for operators: each request's [`Outcome`] as a
+//! `tracing` span and, with the `metrics` feature, as metrics.
+//!
+//! The adapters call these for every webhook request; a receiver built on
+//! [`Verification`](crate::Verification) directly calls them the same way:
+//! [`request_span`] when the request arrives, [`record`] once its answer is
+//! known.
+//!
+//! # Metrics (feature `metrics`)
+//!
+//! Emitted through the [`metrics`](https://docs.rs/metrics) facade: the
+//! library never installs a recorder, the application chooses the exporter
+//! (for Prometheus, `metrics-exporter-prometheus`). Label values are fixed
+//! strings: there is no chatbot label, since a chatbot id is chosen by whoever
+//! sends the request until it is verified.
+//!
+//! | metric | type | labels | what it counts or shows |
+//! |---|---|---|---|
+//! | `chatbase_webhook_requests_total` | counter | `outcome`, `reason` | every webhook request; `outcome` is `accepted`, `rejected`, `duplicate` or `unavailable`; `reason` is [`Error::reason`] for a rejection, `none` otherwise |
+//! | `chatbase_webhook_events_total` | counter | `event_type` | accepted events: `leads.submit`, or `other` for types this version does not know |
+//! | `chatbase_webhook_verification_duration_seconds` | histogram | | time spent verifying a body: the secret lookup, the HMAC and the parse |
+//! | `chatbase_webhook_last_accepted_timestamp_seconds` | gauge | | when the last event was accepted, in seconds since the Unix epoch |
+//!
+//! The names and label values are stable. `chatbase-inbox` adds its own.
+
+use std::fmt;
+
+use crate::{Error, Lead};
+
+/// The names of every metric this crate emits (feature `metrics`).
+pub const METRIC_NAMES: [&str; 4] = [
+    REQUESTS_TOTAL,
+    EVENTS_TOTAL,
+    VERIFICATION_SECONDS,
+    LAST_ACCEPTED_SECONDS,
+];
+
+/// `chatbase_webhook_requests_total{outcome, reason}`.
+pub const REQUESTS_TOTAL: &str = "chatbase_webhook_requests_total";
+/// `chatbase_webhook_events_total{event_type}`.
+pub const EVENTS_TOTAL: &str = "chatbase_webhook_events_total";
+/// `chatbase_webhook_verification_duration_seconds`.
+pub const VERIFICATION_SECONDS: &str = "chatbase_webhook_verification_duration_seconds";
+/// `chatbase_webhook_last_accepted_timestamp_seconds`.
+pub const LAST_ACCEPTED_SECONDS: &str = "chatbase_webhook_last_accepted_timestamp_seconds";
+
+/// The name of the span [`request_span`] opens: `chatbase.webhook`.
+pub const SPAN_NAME: &str = "chatbase.webhook";
+
+/// What came of a webhook request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Verified and handed on (or stored in an inbox).
+    Accepted,
+    /// Refused: unsigned, forged, too large, not an event... (4xx).
+    Rejected,
+    /// Verified, and already stored by an inbox: answered 200, not handed on
+    /// again.
+    Duplicate,
+    /// Could not be verified or stored right now: 503, to retry.
+    Unavailable,
+}
+
+impl Outcome {
+    /// The outcome of a request refused with `error`: [`Outcome::Unavailable`]
+    /// for a 503, [`Outcome::Rejected`] otherwise.
+    pub fn of(error: &Error) -> Self {
+        if error.status() == 503 {
+            Self::Unavailable
+        } else {
+            Self::Rejected
+        }
+    }
+
+    /// Its label value: `accepted`, `rejected`, `duplicate` or `unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Duplicate => "duplicate",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `event_type` label of `event_type`: itself for a type this version
+/// knows, `other` for the rest (so that a sender cannot make the label set
+/// grow).
+pub fn event_type_label(event_type: &str) -> &'static str {
+    if event_type == Lead::EVENT_TYPE {
+        Lead::EVENT_TYPE
+    } else {
+        "other"
+    }
+}
+
+/// The span of one webhook request, `chatbase.webhook` at `INFO`, with the
+/// fields [`record`] fills in: `outcome`, `reason` and `event_type`. Enter it
+/// (or instrument the request's future with it) while the request is handled.
+pub fn request_span() -> tracing::Span {
+    tracing::info_span!(
+        "chatbase.webhook",
+        outcome = tracing::field::Empty,
+        reason = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+    )
+}
+
+/// Records what came of a request: on `span` (from [`request_span`]) and,
+/// with the `metrics` feature, in the metrics above. `reason` is
+/// [`Error::reason`] for a refused request, `none` otherwise; `event_type` is
+/// the verified event's type, if it got that far. Call it once per request.
+pub fn record(
+    span: &tracing::Span,
+    outcome: Outcome,
+    reason: &'static str,
+    event_type: Option<&str>,
+) {
+    let event_type = event_type.map(event_type_label);
+    span.record("outcome", outcome.as_str());
+    span.record("reason", reason);
+    if let Some(event_type) = event_type {
+        span.record("event_type", event_type);
+    }
+    #[cfg(feature = "metrics")]
+    emit(outcome, reason, event_type);
+}
+
+/// Records a refused request: [`record`] with the error's outcome and reason.
+pub fn record_error(span: &tracing::Span, error: &Error) {
+    record(span, Outcome::of(error), error.reason(), None);
+}
+
+#[cfg(feature = "metrics")]
+fn emit(outcome: Outcome, reason: &'static str, event_type: Option<&'static str>) {
+    metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome.as_str(), "reason" => reason)
+        .increment(1);
+    if outcome == Outcome::Accepted {
+        if let Some(event_type) = event_type {
+            metrics::counter!(EVENTS_TOTAL, "event_type" => event_type).increment(1);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        metrics::gauge!(LAST_ACCEPTED_SECONDS).set(now);
+    }
+}
+
+/// Times a verification into the histogram (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub(crate) fn verification_took(elapsed: std::time::Duration) {
+    metrics::histogram!(VERIFICATION_SECONDS).record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_labels_are_fixed_strings() {
+        assert_eq!(Outcome::of(&Error::SignatureMismatch), Outcome::Rejected);
+        assert_eq!(
+            Outcome::of(&Error::SecretLookup("down".into())),
+            Outcome::Unavailable
+        );
+        assert_eq!(Outcome::Duplicate.to_string(), "duplicate");
+        assert_eq!(event_type_label("leads.submit"), "leads.submit");
+        assert_eq!(event_type_label("conversations.end"), "other");
+        assert_eq!(event_type_label("attacker-chosen-{}"), "other");
+    }
+}
