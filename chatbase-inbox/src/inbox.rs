@@ -477,9 +477,9 @@ impl InboxBuilder {
         }
         let mut store_options = self.store;
         let is_sqlite = self.url.starts_with("sqlite:");
-        store_options.max_connections = self
-            .max_connections
-            .unwrap_or(if is_sqlite { 4 } else { 10 });
+        store_options.max_connections =
+            self.max_connections
+                .unwrap_or(if is_sqlite { 4 } else { 10 });
         let store = Store::open(&self.url, &store_options).await?;
         let (jobs, receiver) = mpsc::channel(self.batch.max_rows.saturating_mul(4).max(64));
         let counters = Arc::new(Counters::default());

@@ -197,8 +197,7 @@ impl<H: Handler> Worker<H> {
         let config = Arc::new(self.config);
         let (cancel, cancelled) = watch::channel(false);
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let mut next_retention =
-            (!config.retention_interval.is_zero()).then(Instant::now);
+        let mut next_retention = (!config.retention_interval.is_zero()).then(Instant::now);
         let notify = self.inbox.stored_notify().clone();
         tokio::pin!(shutdown);
 
@@ -336,7 +335,8 @@ async fn run_one<H: Handler>(
                 attempt,
             };
             // The call itself runs inside catch_unwind too.
-            let handling = AssertUnwindSafe(async move { handler.call(delivery).await }).catch_unwind();
+            let handling =
+                AssertUnwindSafe(async move { handler.call(delivery).await }).catch_unwind();
             tokio::pin!(handling);
             let renew_every = (config.lease / 3).max(Duration::from_millis(10));
             let mut renew = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
@@ -372,7 +372,9 @@ async fn run_one<H: Handler>(
                 Some(Some(failure)) => {
                     if failure.is_permanent() || attempt >= config.max_attempts {
                         tracing::warn!(
-                            id, attempt, reason = failure.reason(),
+                            id,
+                            attempt,
+                            reason = failure.reason(),
                             "chatbase-inbox: delivery failed for the last time, now dead"
                         );
                         Outcome::Dead {
@@ -381,7 +383,10 @@ async fn run_one<H: Handler>(
                     } else {
                         let delay = backoff(attempt, config.backoff_base, config.backoff_max);
                         tracing::warn!(
-                            id, attempt, reason = failure.reason(), retry_in_ms = delay.as_millis() as u64,
+                            id,
+                            attempt,
+                            reason = failure.reason(),
+                            retry_in_ms = delay.as_millis() as u64,
                             "chatbase-inbox: delivery failed, will retry"
                         );
                         Outcome::Retry {
@@ -473,7 +478,10 @@ mod tests {
             let full = (base * 2u32.pow(attempt - 1)).min(max);
             for _ in 0..50 {
                 let d = backoff(attempt, base, max);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d:?} vs {full:?}"
+                );
             }
         }
         // Huge attempt numbers saturate instead of overflowing.

@@ -145,6 +145,7 @@ pub(crate) struct RawStats {
 /// `chatbotId` or `eventType` (JSON allows `\u0000`). These columns are
 /// metadata (the body is stored exactly), so the character is replaced rather
 /// than letting one delivery fail a whole batch.
+#[cfg(feature = "postgres")]
 pub(crate) fn text_column(value: &str) -> Cow<'_, str> {
     if value.contains('\0') {
         Cow::Owned(value.replace('\0', "\u{fffd}"))
@@ -239,7 +240,11 @@ impl Store {
         dispatch!(self, s => s.get(id).await)
     }
 
-    pub(crate) async fn list(&self, state: State, limit: u32) -> Result<Vec<RecordRow>, sqlx::Error> {
+    pub(crate) async fn list(
+        &self,
+        state: State,
+        limit: u32,
+    ) -> Result<Vec<RecordRow>, sqlx::Error> {
         dispatch!(self, s => s.list(state.as_str(), i64::from(limit)).await)
     }
 
@@ -249,7 +254,11 @@ impl Store {
     }
 
     /// Deletes finished deliveries in `state` finished more than `older_than` ago.
-    pub(crate) async fn purge(&self, state: State, older_than: Duration) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn purge(
+        &self,
+        state: State,
+        older_than: Duration,
+    ) -> Result<u64, sqlx::Error> {
         let older_than = millis(older_than);
         let mut total = 0;
         loop {
@@ -279,9 +288,184 @@ impl Store {
     }
 
     pub(crate) async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        dispatch!(self, s => s.close().await);
     }
 }
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-compile_error!("chatbase-inbox needs a store: enable the `sqlite` feature, the `postgres` feature, or both");
+compile_error!(
+    "chatbase-inbox needs a store: enable the `sqlite` feature, the `postgres` feature, or both"
+);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn options() -> StoreOptions {
+        StoreOptions {
+            max_connections: 2,
+            min_connections: 0,
+            connect_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn row(key: &str) -> NewRow {
+        NewRow {
+            key: key.to_owned(),
+            chatbot_id: Some("bot\0with a NUL".to_owned()),
+            event_type: "leads.submit".to_owned(),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    /// A worker whose lease expired and was taken over can no longer record
+    /// an outcome or renew the lease: only the new owner's token counts.
+    async fn outcomes_are_fenced_by_the_lease_token(store: Store) {
+        let written = store
+            .write_batch(&[Write::Insert(row("k1")), Write::Insert(row("k1"))])
+            .await
+            .unwrap();
+        let Written::Accepted(Accepted::Stored { id }) = written[0] else {
+            panic!("{written:?}");
+        };
+        assert_eq!(written[1], Written::Accepted(Accepted::Duplicate));
+
+        let lease = Duration::from_millis(20);
+        let first = store.claim(1, lease, 5).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let old = first[0].lease_token;
+        assert!(store.claim(1, lease, 5).await.unwrap().is_empty(), "leased");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let second = store.claim(1, Duration::from_secs(60), 5).await.unwrap();
+        assert_eq!((second[0].id, second[0].attempts), (id, 2));
+        let new = second[0].lease_token;
+        assert_ne!(old, new);
+
+        assert!(!store.extend_lease(id, old, lease).await.unwrap());
+        let stale = store
+            .write_batch(&[Write::Finish {
+                id,
+                lease_token: old,
+                outcome: Outcome::Processed,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(stale, vec![Written::Finished(false)]);
+        assert_eq!(
+            store
+                .get(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .into_record()
+                .unwrap()
+                .state,
+            State::Processing
+        );
+
+        assert!(store.extend_lease(id, new, lease).await.unwrap());
+        let current = store
+            .write_batch(&[Write::Finish {
+                id,
+                lease_token: new,
+                outcome: Outcome::Dead { error: "x".into() },
+            }])
+            .await
+            .unwrap();
+        assert_eq!(current, vec![Written::Finished(true)]);
+        let record = store.get(id).await.unwrap().unwrap().into_record().unwrap();
+        assert_eq!(record.state, State::Dead);
+        assert_eq!(
+            record.chatbot_id.as_deref().map(|c| c.contains("bot")),
+            Some(true)
+        );
+    }
+
+    /// A delivery whose worker died during its last allowed attempt is dead,
+    /// not retried forever.
+    async fn expired_last_attempt_is_dead(store: Store) {
+        store
+            .write_batch(&[Write::Insert(row("k2"))])
+            .await
+            .unwrap();
+        let claimed = store.claim(1, Duration::from_millis(20), 1).await.unwrap();
+        let id = claimed[0].id;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(
+            store
+                .claim(1, Duration::from_secs(60), 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let record = store.get(id).await.unwrap().unwrap().into_record().unwrap();
+        assert_eq!(record.state, State::Dead);
+        assert!(record.last_error.unwrap().contains("lease expired"));
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn sqlite_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("unit.db").display());
+        (Store::open(&url, &options()).await.unwrap(), dir)
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_outcomes_are_fenced_by_the_lease_token() {
+        let (store, _dir) = sqlite_store().await;
+        outcomes_are_fenced_by_the_lease_token(store).await;
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_expired_last_attempt_is_dead() {
+        let (store, _dir) = sqlite_store().await;
+        expired_last_attempt_is_dead(store).await;
+    }
+
+    /// A fresh database on `CHATBASE_TEST_POSTGRES_URL`'s server; `None` when
+    /// unset (the integration suite prints the skip notice), a failure under CI.
+    #[cfg(feature = "postgres")]
+    async fn postgres_store() -> Option<Store> {
+        use sqlx::Connection as _;
+        let Ok(base) = std::env::var("CHATBASE_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CHATBASE_TEST_POSTGRES_URL is not set and CI=true"
+            );
+            return None;
+        };
+        let name = format!("inbox_unit_{}_{}", std::process::id(), fastrand::u64(..));
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (head, _) = base.rsplit_once('/').unwrap();
+        Some(
+            Store::open(&format!("{head}/{name}"), &options())
+                .await
+                .unwrap(),
+        )
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_outcomes_are_fenced_by_the_lease_token() {
+        if let Some(store) = postgres_store().await {
+            outcomes_are_fenced_by_the_lease_token(store).await;
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_expired_last_attempt_is_dead() {
+        if let Some(store) = postgres_store().await {
+            expired_last_attempt_is_dead(store).await;
+        }
+    }
+}

@@ -203,7 +203,11 @@ impl PgStore {
             match write {
                 Write::Insert(row) => {
                     keys.push(text_column(&row.key).into_owned());
-                    chatbots.push(row.chatbot_id.as_deref().map(|c| text_column(c).into_owned()));
+                    chatbots.push(
+                        row.chatbot_id
+                            .as_deref()
+                            .map(|c| text_column(c).into_owned()),
+                    );
                     event_types.push(text_column(&row.event_type).into_owned());
                     bodies.push(row.body.as_ref());
                 }
@@ -317,10 +321,17 @@ impl PgStore {
     }
 
     pub(crate) async fn get(&self, id: i64) -> Result<Option<RecordRow>, sqlx::Error> {
-        sqlx::query_as(GET).bind(id).fetch_optional(&self.pool).await
+        sqlx::query_as(GET)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
-    pub(crate) async fn list(&self, state: &str, limit: i64) -> Result<Vec<RecordRow>, sqlx::Error> {
+    pub(crate) async fn list(
+        &self,
+        state: &str,
+        limit: i64,
+    ) -> Result<Vec<RecordRow>, sqlx::Error> {
         sqlx::query_as(LIST)
             .bind(state)
             .bind(limit)
@@ -336,7 +347,11 @@ impl PgStore {
         Ok(query.execute(&self.pool).await?.rows_affected())
     }
 
-    pub(crate) async fn purge_chunk(&self, state: &str, older_than_ms: i64) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn purge_chunk(
+        &self,
+        state: &str,
+        older_than_ms: i64,
+    ) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(PURGE_CHUNK)
             .bind(state)
             .bind(older_than_ms)

@@ -237,7 +237,9 @@ impl SqliteStore {
                     outcome,
                 } => {
                     let query = match outcome {
-                        Outcome::Processed => sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token),
+                        Outcome::Processed => {
+                            sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token)
+                        }
                         Outcome::Retry { delay, error } => sqlx::query(FINISH_RETRY)
                             .bind(id)
                             .bind(lease_token)
@@ -307,10 +309,17 @@ impl SqliteStore {
     }
 
     pub(crate) async fn get(&self, id: i64) -> Result<Option<RecordRow>, sqlx::Error> {
-        sqlx::query_as(GET).bind(id).fetch_optional(&self.pool).await
+        sqlx::query_as(GET)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
-    pub(crate) async fn list(&self, state: &str, limit: i64) -> Result<Vec<RecordRow>, sqlx::Error> {
+    pub(crate) async fn list(
+        &self,
+        state: &str,
+        limit: i64,
+    ) -> Result<Vec<RecordRow>, sqlx::Error> {
         sqlx::query_as(LIST)
             .bind(state)
             .bind(limit)
@@ -327,7 +336,11 @@ impl SqliteStore {
         Ok(query.execute(&self.pool).await?.rows_affected())
     }
 
-    pub(crate) async fn purge_chunk(&self, state: &str, older_than_ms: i64) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn purge_chunk(
+        &self,
+        state: &str,
+        older_than_ms: i64,
+    ) -> Result<u64, sqlx::Error> {
         let _turn = self.write_lock.lock().await;
         let done = sqlx::query(PURGE_CHUNK)
             .bind(state)

@@ -39,7 +39,11 @@ async fn accepted_delivery_survives_reopen_and_keeps_its_exact_bytes(kind: Kind)
 
     // A new process would open the same store.
     let inbox = db.open().await;
-    let record = inbox.get(id).await.unwrap().expect("the delivery is stored");
+    let record = inbox
+        .get(id)
+        .await
+        .unwrap()
+        .expect("the delivery is stored");
     assert_eq!(record.state, State::Pending);
     assert_eq!(record.chatbot_id.as_deref(), Some("bot_1"));
     assert_eq!(record.event_type, "leads.submit");
@@ -56,7 +60,10 @@ async fn accepted_delivery_survives_reopen_and_keeps_its_exact_bytes(kind: Kind)
     .await;
     worker.stop().await;
     assert_eq!(calls.bodies(), vec![bytes::Bytes::from(body)]);
-    assert_eq!(inbox.get(id).await.unwrap().unwrap().state, State::Processed);
+    assert_eq!(
+        inbox.get(id).await.unwrap().unwrap().state,
+        State::Processed
+    );
 }
 
 async fn duplicate_is_stored_once_and_processed_once(kind: Kind) {
@@ -82,7 +89,10 @@ async fn duplicate_is_stored_once_and_processed_once(kind: Kind) {
 
     assert_eq!(calls.len(), 1);
     let stats = inbox.stats().await.unwrap();
-    assert_eq!((stats.pending, stats.processing, stats.processed), (0, 0, 1));
+    assert_eq!(
+        (stats.pending, stats.processing, stats.processed),
+        (0, 0, 1)
+    );
     let commits = inbox.commit_stats();
     assert_eq!((commits.stored, commits.duplicates), (1, 2));
 }
@@ -145,7 +155,8 @@ async fn natural_key_makes_different_bytes_one_delivery(kind: Kind) {
     // Same conversation id under another chatbot: another delivery.
     let other_bot = lead("bot_2", "conv_42", "ada@example.com", "+15550001");
     // No conversation id: falls back to the body hash.
-    let no_conversation = event_from(r#"{"eventType":"leads.submit","chatbotId":"bot_1","payload":{}}"#);
+    let no_conversation =
+        event_from(r#"{"eventType":"leads.submit","chatbotId":"bot_1","payload":{}}"#);
 
     assert!(!inbox.accept(&first).await.unwrap().is_duplicate());
     assert!(inbox.accept(&again).await.unwrap().is_duplicate());
@@ -175,11 +186,13 @@ async fn natural_key_makes_different_bytes_one_delivery(kind: Kind) {
         .unwrap();
     assert!(!by_email.accept(&first).await.unwrap().is_duplicate());
     assert!(!by_email.accept(&again).await.unwrap().is_duplicate());
-    assert!(by_email
-        .accept(&lead("bot_1", "conv_43", "ada@example.com", "+1"))
-        .await
-        .unwrap()
-        .is_duplicate());
+    assert!(
+        by_email
+            .accept(&lead("bot_1", "conv_43", "ada@example.com", "+1"))
+            .await
+            .unwrap()
+            .is_duplicate()
+    );
     let record = &by_email.list(State::Pending, 10).await.unwrap()[0];
     assert!(!record.key.contains("ada@example.com"), "{}", record.key);
 }
@@ -223,7 +236,11 @@ async fn batch_size_one_commits_each_delivery_alone(kind: Kind) {
     let inbox = db.builder().batch_size(1).open().await.unwrap();
     let events: Vec<_> = (0..40).map(|_| unique_lead()).collect();
     let answers = futures_util::future::join_all(events.iter().map(|e| inbox.accept(e))).await;
-    assert!(answers.iter().all(|a| matches!(a, Ok(Accepted::Stored { .. }))));
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Ok(Accepted::Stored { .. })))
+    );
     let commits = inbox.commit_stats();
     assert_eq!((commits.batches, commits.rows), (40, 40));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chatbase_inbox::{Inbox, InboxError};
 
-use crate::support::{Kind, TestDb, lead, store_tests, unique_lead, within};
+use crate::support::{Kind, TestDb, lead, store_tests, within};
 
 store_tests!(accept_after_close_is_an_error);
 
@@ -30,7 +30,9 @@ async fn accept_after_close_is_an_error(kind: Kind) {
 
 #[tokio::test]
 async fn an_unknown_url_is_refused_without_showing_it() {
-    let error = Inbox::open("mysql://root:hunter2@db/inbox").await.unwrap_err();
+    let error = Inbox::open("mysql://root:hunter2@db/inbox")
+        .await
+        .unwrap_err();
     assert!(matches!(error, InboxError::InvalidUrl { .. }), "{error:?}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
     assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
@@ -46,7 +48,10 @@ async fn key_retention_shorter_than_body_retention_is_refused() {
         .open()
         .await
         .unwrap_err();
-    assert!(matches!(error, InboxError::InvalidConfig { .. }), "{error:?}");
+    assert!(
+        matches!(error, InboxError::InvalidConfig { .. }),
+        "{error:?}"
+    );
 }
 
 /// Another process holds SQLite's write lock: the write fails after the busy
@@ -66,7 +71,10 @@ async fn sqlite_write_that_cannot_get_the_lock_fails_and_leaves_nothing() {
     let event = lead("bot_1", "conv_locked", EMAIL, "+15550100");
 
     let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE").execute(&mut other).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
     let error = within(
         Duration::from_secs(20),
         "a blocked write answers",
@@ -75,7 +83,11 @@ async fn sqlite_write_that_cannot_get_the_lock_fails_and_leaves_nothing() {
     .await
     .unwrap_err();
     assert!(matches!(error, InboxError::Store { .. }), "{error:?}");
-    assert_eq!(error.database_code().as_deref(), Some("5"), "SQLITE_BUSY: {error}");
+    assert_eq!(
+        error.database_code().as_deref(),
+        Some("5"),
+        "SQLITE_BUSY: {error}"
+    );
     assert!(!error.to_string().contains(EMAIL), "{error}");
     assert!(error.retry_after() >= 1);
     assert_eq!(inbox.commit_stats().failed, 1);
@@ -107,7 +119,7 @@ async fn sqlite_path_that_cannot_be_a_database_is_an_error() {
 #[cfg(feature = "postgres")]
 mod postgres_only {
     use super::*;
-    use crate::support::postgres_base_url;
+    use crate::support::{postgres_base_url, unique_lead};
 
     /// Nothing listens on the port: opening fails fast with an error that does
     /// not show the password.

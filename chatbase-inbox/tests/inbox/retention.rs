@@ -31,9 +31,8 @@ async fn retention_removes_bodies_then_keys(kind: Kind) {
     let processed = unique_lead();
     let id = inbox.accept(&processed).await.unwrap().id().unwrap();
     let calls = Calls::default();
-    let worker = Running::start(
-        quick(&inbox, recording(&calls)).retention_interval(Duration::ZERO),
-    );
+    let worker =
+        Running::start(quick(&inbox, recording(&calls)).retention_interval(Duration::ZERO));
     wait_until(WAIT, "the delivery is processed", || async {
         inbox.get(id).await.unwrap().unwrap().state == State::Processed
     })
@@ -42,7 +41,10 @@ async fn retention_removes_bodies_then_keys(kind: Kind) {
     let pending = inbox.accept(&unique_lead()).await.unwrap().id().unwrap();
 
     // Too early: nothing is removed.
-    assert_eq!(inbox.run_retention().await.unwrap(), RetentionReport::default());
+    assert_eq!(
+        inbox.run_retention().await.unwrap(),
+        RetentionReport::default()
+    );
     assert!(inbox.get(id).await.unwrap().unwrap().body_len.is_some());
 
     // After the body retention: the body is gone, the key stays.
@@ -54,7 +56,15 @@ async fn retention_removes_bodies_then_keys(kind: Kind) {
     assert_eq!(record.state, State::Processed);
     assert_eq!(inbox.accept(&processed).await.unwrap(), Accepted::Duplicate);
     // A pending delivery keeps its body, however old.
-    assert!(inbox.get(pending).await.unwrap().unwrap().body_len.is_some());
+    assert!(
+        inbox
+            .get(pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .body_len
+            .is_some()
+    );
 
     // After the key retention: the delivery is gone, and the same event is new again.
     tokio::time::sleep(key_retention - body_retention).await;
@@ -104,10 +114,19 @@ async fn purge_removes_finished_deliveries_only(kind: Kind) {
     worker.stop().await;
     let waiting = inbox.accept(&unique_lead()).await.unwrap().id().unwrap();
 
-    assert_eq!(inbox.purge(State::Processed, Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(
+        inbox
+            .purge(State::Processed, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(inbox.purge(State::Dead, Duration::ZERO).await.unwrap(), 0);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(inbox.purge(State::Processed, Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(
+        inbox.purge(State::Processed, Duration::ZERO).await.unwrap(),
+        1
+    );
     assert_eq!(inbox.get(done).await.unwrap(), None);
     assert!(inbox.get(waiting).await.unwrap().is_some());
     assert!(matches!(

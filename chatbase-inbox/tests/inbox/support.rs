@@ -237,10 +237,11 @@ pub struct Calls {
 
 impl Calls {
     pub fn record(&self, delivery: &Delivery) {
-        self.inner
-            .lock()
-            .unwrap()
-            .push((delivery.id(), delivery.attempt(), delivery.body().clone()));
+        self.inner.lock().unwrap().push((
+            delivery.id(),
+            delivery.attempt(),
+            delivery.body().clone(),
+        ));
     }
 
     pub fn len(&self) -> usize {

@@ -36,17 +36,19 @@ async fn handler_failing_first_attempts_succeeds_on_the_next(kind: Kind) {
     let id = inbox.accept(&unique_lead()).await.unwrap().id().unwrap();
     let calls = Calls::default();
     let seen = calls.clone();
-    let worker = Running::start(quick(&inbox, move |d: Delivery| {
-        let seen = seen.clone();
-        async move {
-            seen.record(&d);
-            if d.attempt() <= FAILURES {
-                return Err(Failure::new("the CRM is down"));
+    let worker = Running::start(
+        quick(&inbox, move |d: Delivery| {
+            let seen = seen.clone();
+            async move {
+                seen.record(&d);
+                if d.attempt() <= FAILURES {
+                    return Err(Failure::new("the CRM is down"));
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })
-    .max_attempts(5));
+        })
+        .max_attempts(5),
+    );
     wait_until(WAIT, "the delivery is processed", || async {
         inbox.get(id).await.unwrap().unwrap().state == State::Processed
     })
@@ -263,7 +265,12 @@ async fn expired_lease_is_taken_over_by_another_worker(kind: Kind) {
         })
         .lease(lease),
     );
-    within(WAIT, "the first worker claims the delivery", started.notified()).await;
+    within(
+        WAIT,
+        "the first worker claims the delivery",
+        started.notified(),
+    )
+    .await;
     // The worker dies mid-handler: nothing is released, the lease stays.
     hanging.abort().await;
     let record = first.get(id).await.unwrap().unwrap();
@@ -302,7 +309,10 @@ async fn graceful_shutdown_finishes_in_flight_deliveries(kind: Kind) {
     );
     within(WAIT, "the handler starts", started.notified()).await;
     worker.stop().await;
-    assert_eq!(inbox.get(id).await.unwrap().unwrap().state, State::Processed);
+    assert_eq!(
+        inbox.get(id).await.unwrap().unwrap().state,
+        State::Processed
+    );
 }
 
 async fn graceful_shutdown_releases_what_it_still_holds(kind: Kind) {
