@@ -9,9 +9,9 @@ use bytes::Bytes;
 use chatbase_core::{ChatbaseEvent, InvalidPayload};
 
 /// The outcome of [`Inbox::accept`](crate::Inbox::accept): either way the
-/// delivery is durably stored, and an HTTP adapter answers `200`.
+/// delivery is durably stored, and an HTTP adapter answers `200`. (Not
+/// `#[non_exhaustive]`: a delivery is new or it is not, so match both.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Accepted {
     /// The delivery is new: it was committed under this id and will be
     /// processed.

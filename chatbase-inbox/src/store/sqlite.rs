@@ -4,8 +4,9 @@
 //! other processes on the same file wait through the busy timeout. A claim is
 //! an `UPDATE ... RETURNING` in a short `BEGIN IMMEDIATE` transaction.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -13,8 +14,8 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 use super::{
-    ClaimedRow, MIGRATIONS_TABLE, Outcome, RETENTION_CHUNK, RawStats, RecordRow, StoreOptions,
-    Write, Written, millis,
+    ClaimedRow, MIGRATIONS_TABLE, NewRow, Outcome, RETENTION_CHUNK, RawStats, RecordRow,
+    StoreOptions, Write, Written, millis,
 };
 use crate::delivery::Accepted;
 use crate::error::InboxError;
@@ -26,15 +27,31 @@ macro_rules! now {
     };
 }
 
-const INSERT: &str = concat!(
-    "INSERT INTO chatbase_inbox_deliveries ",
-    "(delivery_key, chatbot_id, event_type, body, received_at, available_at) ",
-    "VALUES (?1, ?2, ?3, ?4, ",
-    now!(),
-    ", ",
-    now!(),
-    ") ON CONFLICT (delivery_key) DO NOTHING RETURNING id"
-);
+/// Batches are inserted in chunks of these sizes (largest first), so that a
+/// few fixed statements, prepared once, store any batch in few round trips.
+const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING` for each
+/// chunk size. A key already stored, or earlier in the statement, is skipped.
+fn insert_statement(rows: usize) -> &'static str {
+    static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        INSERT_CHUNKS
+            .iter()
+            .map(|&n| {
+                let row = concat!("(?, ?, ?, ?, ", now!(), ", ", now!(), ")");
+                format!(
+                    "INSERT INTO chatbase_inbox_deliveries \
+                     (delivery_key, chatbot_id, event_type, body, received_at, available_at) \
+                     VALUES {} ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key",
+                    vec![row; n].join(", ")
+                )
+            })
+            .collect()
+    });
+    let index = INSERT_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
+    statements.get(index).map_or("", String::as_str)
+}
 
 const FINISH_PROCESSED: &str = concat!(
     "UPDATE chatbase_inbox_deliveries SET state = 'processed', locked_until = NULL, finished_at = ",
@@ -213,50 +230,79 @@ impl SqliteStore {
     }
 
     pub(crate) async fn write_batch(&self, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
+        let rows: Vec<&NewRow> = writes
+            .iter()
+            .filter_map(|write| match write {
+                Write::Insert(row) => Some(row),
+                Write::Finish { .. } => None,
+            })
+            .collect();
+
         let _turn = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut written = Vec::with_capacity(writes.len());
+        let mut stored: HashMap<&str, i64> = HashMap::new();
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let size = INSERT_CHUNKS
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let mut query = sqlx::query_as::<_, (i64, String)>(insert_statement(chunk.len()));
+            for row in chunk {
+                query = query
+                    .bind(row.key.as_str())
+                    .bind(row.chatbot_id.as_deref())
+                    .bind(row.event_type.as_str())
+                    .bind(row.body.as_ref());
+            }
+            for (id, key) in query.fetch_all(&mut *tx).await? {
+                // The key of a row of this chunk, so it lives as long as `writes`.
+                if let Some(row) = chunk.iter().find(|row| row.key == key) {
+                    stored.insert(row.key.as_str(), id);
+                }
+            }
+        }
+        let mut finished = Vec::new();
         for write in writes {
-            written.push(match write {
-                Write::Insert(row) => {
-                    let id: Option<i64> = sqlx::query_scalar(INSERT)
-                        .bind(row.key.as_str())
-                        .bind(row.chatbot_id.as_deref())
-                        .bind(row.event_type.as_str())
-                        .bind(row.body.as_ref())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    Written::Accepted(match id {
-                        Some(id) => Accepted::Stored { id },
-                        None => Accepted::Duplicate,
-                    })
-                }
-                Write::Finish {
-                    id,
-                    lease_token,
-                    outcome,
-                } => {
-                    let query = match outcome {
-                        Outcome::Processed => {
-                            sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token)
-                        }
-                        Outcome::Retry { delay, error } => sqlx::query(FINISH_RETRY)
-                            .bind(id)
-                            .bind(lease_token)
-                            .bind(millis(*delay))
-                            .bind(error.as_ref()),
-                        Outcome::Dead { error } => sqlx::query(FINISH_DEAD)
-                            .bind(id)
-                            .bind(lease_token)
-                            .bind(error.as_ref()),
-                        Outcome::Release => sqlx::query(FINISH_RELEASE).bind(id).bind(lease_token),
-                    };
-                    Written::Finished(query.execute(&mut *tx).await?.rows_affected() == 1)
-                }
-            });
+            if let Write::Finish {
+                id,
+                lease_token,
+                outcome,
+            } = write
+            {
+                let query = match outcome {
+                    Outcome::Processed => sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token),
+                    Outcome::Retry { delay, error } => sqlx::query(FINISH_RETRY)
+                        .bind(id)
+                        .bind(lease_token)
+                        .bind(millis(*delay))
+                        .bind(error.as_ref()),
+                    Outcome::Dead { error } => sqlx::query(FINISH_DEAD)
+                        .bind(id)
+                        .bind(lease_token)
+                        .bind(error.as_ref()),
+                    Outcome::Release => sqlx::query(FINISH_RELEASE).bind(id).bind(lease_token),
+                };
+                finished.push(query.execute(&mut *tx).await?.rows_affected() == 1);
+            }
         }
         tx.commit().await?;
-        Ok(written)
+
+        // The first write of a stored key gets its id; later ones (and keys
+        // that were already there) are duplicates.
+        let mut finished = finished.into_iter();
+        Ok(writes
+            .iter()
+            .map(|write| match write {
+                Write::Insert(row) => Written::Accepted(match stored.remove(row.key.as_str()) {
+                    Some(id) => Accepted::Stored { id },
+                    None => Accepted::Duplicate,
+                }),
+                Write::Finish { .. } => Written::Finished(finished.next().unwrap_or(false)),
+            })
+            .collect())
     }
 
     pub(crate) async fn claim(
