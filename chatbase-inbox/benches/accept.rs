@@ -19,8 +19,14 @@ use chatbase_core::ChatbaseEvent;
 use chatbase_inbox::{Inbox, InboxBuilder};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// Concurrent requests, as a loaded receiver would have in flight.
-const CONCURRENCY: usize = 64;
+/// Concurrent requests, as a loaded receiver would have in flight: 64, or
+/// `CHATBASE_BENCH_CONCURRENCY`.
+fn concurrency() -> usize {
+    std::env::var("CHATBASE_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64)
+}
 
 /// `n` distinct leads, distinct from every other call's too.
 fn events(n: u64) -> Vec<ChatbaseEvent> {
@@ -35,11 +41,12 @@ fn events(n: u64) -> Vec<ChatbaseEvent> {
         .collect()
 }
 
-/// Accepts `events` from `CONCURRENCY` tasks at once; returns the time taken.
+/// Accepts `events` from `concurrency()` tasks at once; returns the time taken.
 async fn accept_all(inbox: &Inbox, events: Vec<ChatbaseEvent>) -> Duration {
-    let mut chunks: Vec<Vec<ChatbaseEvent>> = (0..CONCURRENCY).map(|_| Vec::new()).collect();
+    let concurrency = concurrency();
+    let mut chunks: Vec<Vec<ChatbaseEvent>> = (0..concurrency).map(|_| Vec::new()).collect();
     for (i, event) in events.into_iter().enumerate() {
-        if let Some(chunk) = chunks.get_mut(i % CONCURRENCY) {
+        if let Some(chunk) = chunks.get_mut(i % concurrency) {
             chunk.push(event);
         }
     }
@@ -66,7 +73,7 @@ fn bench_store(c: &mut Criterion, store: &str, mut builder: impl FnMut() -> Inbo
         .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group(format!("accept/{store}/concurrency_{CONCURRENCY}"));
+    let mut group = c.benchmark_group(format!("accept/{store}/concurrency_{}", concurrency()));
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
