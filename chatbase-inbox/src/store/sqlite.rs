@@ -182,7 +182,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(options.sqlite_busy_timeout);
+            .busy_timeout(options.sqlite_busy_timeout)
+            // Keys are hashes, so inserts land all over the key index: a page
+            // cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
+            // the index in memory instead of re-reading it for every insert.
+            .pragma("cache_size", "-16384");
         // Create the file's directory, as the file itself is created.
         if let Some(parent) = connect.get_filename().parent()
             && !parent.as_os_str().is_empty()
