@@ -19,8 +19,8 @@ async fn retention_removes_bodies_then_keys(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let body_retention = Duration::from_secs(2);
-    let key_retention = Duration::from_secs(4);
+    let body_retention = Duration::from_secs(3);
+    let key_retention = Duration::from_secs(6);
     let inbox = db
         .builder()
         .body_retention(body_retention)
