@@ -268,8 +268,9 @@ pub struct RetentionReport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CommitStats {
-    /// Transactions committed by the writer: each holds one or more
-    /// deliveries.
+    /// Transactions committed by the writer. Each holds one or more writes:
+    /// deliveries accepted, and the outcomes of a worker using this inbox
+    /// (which share the group commit too).
     pub batches: u64,
     /// Deliveries written in those transactions (stored and duplicates).
     pub rows: u64,
