@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | the embedded SQLite store (`sqlite://path`), bundled: nothing to install |
+//! | `postgres` | no | the PostgreSQL store (`postgres://...`), for several receivers on one database |
+//! | `rustls` | no | TLS to PostgreSQL through rustls (`?sslmode=require` in the URL) |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod commit;
+mod delivery;
+mod error;
+mod failure;
+mod inbox;
+mod key;
+mod store;
+mod worker;
+
+pub use delivery::{
+    Accepted, CommitStats, Delivery, DeliveryRecord, RetentionReport, State, Stats, UnknownState,
+};
+pub use error::InboxError;
+pub use failure::Failure;
+pub use inbox::{
+    DEFAULT_BATCH_SIZE, DEFAULT_BODY_RETENTION, DEFAULT_KEY_RETENTION, Inbox, InboxBuilder,
+};
+pub use key::KeyStrategy;
+pub use worker::{Handler, Worker};

@@ -1,0 +1,428 @@
+//! SQLite: one file in WAL mode with `synchronous=FULL`, so a commit has
+//! reached the disk when it returns. SQLite has one writer at a time: this
+//! process's writes take turns on an async mutex (fair, no busy-sleeping), and
+//! other processes on the same file wait through the busy timeout. A claim is
+//! an `UPDATE ... RETURNING` in a short `BEGIN IMMEDIATE` transaction.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
+
+use super::{
+    ClaimedRow, MIGRATIONS_TABLE, NewRow, Outcome, RETENTION_CHUNK, RawStats, RecordRow,
+    StoreOptions, Write, Written, millis,
+};
+use crate::delivery::Accepted;
+use crate::error::InboxError;
+
+/// The database's clock, in milliseconds since the Unix epoch.
+macro_rules! now {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
+
+/// Batches are inserted in chunks of these sizes (largest first), so that a
+/// few fixed statements, prepared once, store any batch in few round trips.
+const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING` for each
+/// chunk size. A key already stored, or earlier in the statement, is skipped.
+fn insert_statement(rows: usize) -> &'static str {
+    static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        INSERT_CHUNKS
+            .iter()
+            .map(|&n| {
+                let row = concat!("(?, ?, ?, ?, ", now!(), ", ", now!(), ")");
+                format!(
+                    "INSERT INTO chatbase_inbox_deliveries \
+                     (delivery_key, chatbot_id, event_type, body, received_at, available_at) \
+                     VALUES {} ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key",
+                    vec![row; n].join(", ")
+                )
+            })
+            .collect()
+    });
+    let index = INSERT_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
+    statements.get(index).map_or("", String::as_str)
+}
+
+const FINISH_PROCESSED: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'processed', locked_until = NULL, finished_at = ",
+    now!(),
+    " WHERE id = ?1 AND lease_token = ?2 AND state = 'processing'"
+);
+
+const FINISH_RETRY: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'pending', locked_until = NULL, available_at = ",
+    now!(),
+    " + ?3, last_error = ?4 WHERE id = ?1 AND lease_token = ?2 AND state = 'processing'"
+);
+
+const FINISH_DEAD: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'dead', locked_until = NULL, finished_at = ",
+    now!(),
+    ", last_error = ?3 WHERE id = ?1 AND lease_token = ?2 AND state = 'processing'"
+);
+
+const FINISH_RELEASE: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'pending', locked_until = NULL, available_at = ",
+    now!(),
+    ", attempts = MAX(attempts - 1, 0) WHERE id = ?1 AND lease_token = ?2 AND state = 'processing'"
+);
+
+/// Deliveries whose worker died during their last allowed attempt are dead.
+const SWEEP_EXPIRED_LAST: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'dead', locked_until = NULL, finished_at = ",
+    now!(),
+    ", last_error = 'the lease expired during the last attempt (the worker stopped or hung)' ",
+    "WHERE state = 'processing' AND locked_until <= ",
+    now!(),
+    " AND attempts >= ?1"
+);
+
+/// Reclaims deliveries whose lease expired (their worker died or hung).
+const CLAIM_EXPIRED: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET attempts = attempts + 1, lease_token = lease_token + 1, ",
+    "locked_until = ",
+    now!(),
+    " + ?1 WHERE id IN (SELECT id FROM chatbase_inbox_deliveries ",
+    "WHERE state = 'processing' AND locked_until <= ",
+    now!(),
+    " AND attempts < ?2 ORDER BY locked_until LIMIT ?3) ",
+    "RETURNING id, delivery_key, chatbot_id, event_type, body, received_at, attempts, lease_token"
+);
+
+/// Claims pending deliveries whose backoff has passed.
+const CLAIM_READY: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'processing', attempts = attempts + 1, ",
+    "lease_token = lease_token + 1, locked_until = ",
+    now!(),
+    " + ?1 WHERE id IN (SELECT id FROM chatbase_inbox_deliveries ",
+    "WHERE state = 'pending' AND available_at <= ",
+    now!(),
+    " ORDER BY available_at LIMIT ?2) ",
+    "RETURNING id, delivery_key, chatbot_id, event_type, body, received_at, attempts, lease_token"
+);
+
+const EXTEND_LEASE: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET locked_until = ",
+    now!(),
+    " + ?3 WHERE id = ?1 AND lease_token = ?2 AND state = 'processing'"
+);
+
+const GET: &str = concat!(
+    "SELECT id, delivery_key, chatbot_id, event_type, state, attempts, received_at, available_at, ",
+    "locked_until, finished_at, last_error, length(body) AS body_len ",
+    "FROM chatbase_inbox_deliveries WHERE id = ?1"
+);
+
+const LIST: &str = concat!(
+    "SELECT id, delivery_key, chatbot_id, event_type, state, attempts, received_at, available_at, ",
+    "locked_until, finished_at, last_error, length(body) AS body_len ",
+    "FROM chatbase_inbox_deliveries WHERE state = ?1 ORDER BY id LIMIT ?2"
+);
+
+const REQUEUE_ONE: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'pending', attempts = 0, finished_at = NULL, ",
+    "available_at = ",
+    now!(),
+    " WHERE id = ?1 AND state = 'dead'"
+);
+
+const REQUEUE_ALL: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET state = 'pending', attempts = 0, finished_at = NULL, ",
+    "available_at = ",
+    now!(),
+    " WHERE state = 'dead'"
+);
+
+const PURGE_CHUNK: &str = concat!(
+    "DELETE FROM chatbase_inbox_deliveries WHERE id IN (SELECT id FROM chatbase_inbox_deliveries ",
+    "WHERE state = ?1 AND finished_at < ",
+    now!(),
+    " - ?2 LIMIT ?3)"
+);
+
+const REMOVE_BODIES_CHUNK: &str = concat!(
+    "UPDATE chatbase_inbox_deliveries SET body = NULL WHERE id IN (SELECT id FROM ",
+    "chatbase_inbox_deliveries WHERE state = 'processed' AND finished_at < ",
+    now!(),
+    " - ?1 AND body IS NOT NULL LIMIT ?2)"
+);
+
+const COUNTS: &str = "SELECT state, COUNT(*) FROM chatbase_inbox_deliveries GROUP BY state";
+
+const OLDEST_PENDING_AGE: &str = concat!(
+    "SELECT ",
+    now!(),
+    " - MIN(received_at) FROM chatbase_inbox_deliveries WHERE state IN ('pending', 'processing')"
+);
+
+/// SQLite behind a pool, with this process's writes taking turns.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, InboxError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|_| InboxError::InvalidUrl {
+                reason: "not a valid sqlite: URL (expected sqlite://<path>)",
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.sqlite_busy_timeout)
+            // Keys are hashes, so inserts land all over the key index: a page
+            // cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
+            // the index in memory instead of re-reading it for every insert.
+            .pragma("cache_size", "-16384");
+        // Create the file's directory, as the file itself is created.
+        if let Some(parent) = connect.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+            && url != "sqlite::memory:"
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                InboxError::store("create the database's directory", sqlx::Error::Io(e))
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| InboxError::store("open the SQLite database", e))?;
+
+        let mut migrator = sqlx::migrate!("migrations/sqlite");
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        // SQLite has no migration lock: when several processes open a new file
+        // at once, one of them loses the race and finds the work done on retry.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => {
+                    return Err(InboxError::Migrate {
+                        source: Arc::new(e),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    pub(crate) async fn write_batch(&self, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
+        let rows: Vec<&NewRow> = writes
+            .iter()
+            .filter_map(|write| match write {
+                Write::Insert(row) => Some(row),
+                Write::Finish { .. } => None,
+            })
+            .collect();
+
+        let _turn = self.write_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut stored: HashMap<&str, i64> = HashMap::new();
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let size = INSERT_CHUNKS
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let mut query = sqlx::query_as::<_, (i64, String)>(insert_statement(chunk.len()));
+            for row in chunk {
+                query = query
+                    .bind(row.key.as_str())
+                    .bind(row.chatbot_id.as_deref())
+                    .bind(row.event_type.as_str())
+                    .bind(row.body.as_ref());
+            }
+            for (id, key) in query.fetch_all(&mut *tx).await? {
+                // The key of a row of this chunk, so it lives as long as `writes`.
+                if let Some(row) = chunk.iter().find(|row| row.key == key) {
+                    stored.insert(row.key.as_str(), id);
+                }
+            }
+        }
+        let mut finished = Vec::new();
+        for write in writes {
+            if let Write::Finish {
+                id,
+                lease_token,
+                outcome,
+            } = write
+            {
+                let query = match outcome {
+                    Outcome::Processed => sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token),
+                    Outcome::Retry { delay, error } => sqlx::query(FINISH_RETRY)
+                        .bind(id)
+                        .bind(lease_token)
+                        .bind(millis(*delay))
+                        .bind(error.as_ref()),
+                    Outcome::Dead { error } => sqlx::query(FINISH_DEAD)
+                        .bind(id)
+                        .bind(lease_token)
+                        .bind(error.as_ref()),
+                    Outcome::Release => sqlx::query(FINISH_RELEASE).bind(id).bind(lease_token),
+                };
+                finished.push(query.execute(&mut *tx).await?.rows_affected() == 1);
+            }
+        }
+        tx.commit().await?;
+
+        // The first write of a stored key gets its id; later ones (and keys
+        // that were already there) are duplicates.
+        let mut finished = finished.into_iter();
+        Ok(writes
+            .iter()
+            .map(|write| match write {
+                Write::Insert(row) => Written::Accepted(match stored.remove(row.key.as_str()) {
+                    Some(id) => Accepted::Stored { id },
+                    None => Accepted::Duplicate,
+                }),
+                Write::Finish { .. } => Written::Finished(finished.next().unwrap_or(false)),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+        max_attempts: i32,
+    ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+        let _turn = self.write_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(SWEEP_EXPIRED_LAST)
+            .bind(max_attempts)
+            .execute(&mut *tx)
+            .await?;
+        let mut rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM_EXPIRED)
+            .bind(lease_ms)
+            .bind(max_attempts)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let left = limit - rows.len() as i64;
+        if left > 0 {
+            rows.extend(
+                sqlx::query_as::<_, ClaimedRow>(CLAIM_READY)
+                    .bind(lease_ms)
+                    .bind(left)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        rows.sort_by_key(|row| row.id);
+        Ok(rows)
+    }
+
+    pub(crate) async fn extend_lease(
+        &self,
+        id: i64,
+        lease_token: i64,
+        lease_ms: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let _turn = self.write_lock.lock().await;
+        let done = sqlx::query(EXTEND_LEASE)
+            .bind(id)
+            .bind(lease_token)
+            .bind(lease_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn get(&self, id: i64) -> Result<Option<RecordRow>, sqlx::Error> {
+        sqlx::query_as(GET)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub(crate) async fn list(
+        &self,
+        state: &str,
+        limit: i64,
+    ) -> Result<Vec<RecordRow>, sqlx::Error> {
+        sqlx::query_as(LIST)
+            .bind(state)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub(crate) async fn requeue(&self, id: Option<i64>) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_lock.lock().await;
+        let query = match id {
+            Some(id) => sqlx::query(REQUEUE_ONE).bind(id),
+            None => sqlx::query(REQUEUE_ALL),
+        };
+        Ok(query.execute(&self.pool).await?.rows_affected())
+    }
+
+    pub(crate) async fn purge_chunk(
+        &self,
+        state: &str,
+        older_than_ms: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_lock.lock().await;
+        let done = sqlx::query(PURGE_CHUNK)
+            .bind(state)
+            .bind(older_than_ms)
+            .bind(RETENTION_CHUNK)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn remove_bodies_chunk(&self, older_than_ms: i64) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_lock.lock().await;
+        let done = sqlx::query(REMOVE_BODIES_CHUNK)
+            .bind(older_than_ms)
+            .bind(RETENTION_CHUNK)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn stats(&self) -> Result<RawStats, sqlx::Error> {
+        let counts: Vec<(String, i64)> = sqlx::query_as(COUNTS).fetch_all(&self.pool).await?;
+        let oldest_pending_age_ms: Option<i64> = sqlx::query_scalar(OLDEST_PENDING_AGE)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(RawStats {
+            counts,
+            oldest_pending_age_ms,
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
