@@ -141,7 +141,7 @@ impl FromRequest for ChatbaseEvent {
 
 /// The verifier registered as `Verifier` or `web::Data<Verifier>`, the way
 /// actix-web looks up its own extractor configurations.
-fn verifier_from_app_data(req: &HttpRequest) -> Option<&Verifier> {
+pub(crate) fn verifier_from_app_data(req: &HttpRequest) -> Option<&Verifier> {
     req.app_data::<Verifier>().or_else(|| {
         req.app_data::<web::Data<Verifier>>()
             .map(web::Data::get_ref)

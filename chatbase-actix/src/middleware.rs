@@ -15,7 +15,9 @@ use futures_util::future::LocalBoxFuture;
 
 use tracing::{Instrument as _, Span};
 
-use crate::body::{accepted, head, read_and_verify, refused};
+use chatbase_core::observe::{self, Answered};
+
+use crate::body::{head, read_and_verify, refused};
 
 /// Middleware that lets only verified Chatbase webhooks through: wrap an `App`,
 /// a `Scope` or a `Resource` with it.
@@ -156,15 +158,22 @@ where
                     Ok(event) => event,
                     Err(error) => return Ok(reject(req, error, &span)),
                 };
-                accepted(&span, &event);
+                let event_type = observe::event_type_label(event.event_type());
                 let body = event.raw_body().clone();
                 req.extensions_mut().insert(event);
                 req.set_payload(Payload::from(body));
                 limits.register_missing(&mut req);
-                service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_left_body)
+                let response = service.call(req).await?;
+                // Counted with what the answer says came of it (the inbox glue
+                // says so); a verified request handed on is accepted.
+                let answered = response
+                    .response()
+                    .extensions()
+                    .get::<Answered>()
+                    .copied()
+                    .unwrap_or(Answered::ACCEPTED);
+                observe::record(&span, answered.outcome, answered.reason, Some(event_type));
+                Ok(response.map_into_left_body())
             }
         };
         // The services inside run in the request's span too.

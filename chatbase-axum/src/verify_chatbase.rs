@@ -72,6 +72,7 @@ use axum_core::extract::Request;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chatbase_core::Verifier;
+use chatbase_core::observe::{self, Answered};
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 use pin_project_lite::pin_project;
@@ -82,7 +83,7 @@ use tracing::Span;
 use tracing::instrument::{Instrument as _, Instrumented};
 
 use crate::ChatbaseRejection;
-use crate::body::{accepted, verify};
+use crate::body::verify;
 
 /// Layer that applies [`VerifyChatbase`], which lets only verified Chatbase
 /// webhooks through to the service it wraps.
@@ -207,7 +208,6 @@ async fn verified_request(
     let event = verify(verifier, &parts, body, span)
         .await
         .map_err(ChatbaseRejection::into_response)?;
-    accepted(span, &event);
     let body = Body::from(event.raw_body().clone());
     parts.extensions.insert(event);
     parts
@@ -239,7 +239,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Verifying { verifying: Verifying },
-        Calling { #[pin] future: Instrumented<F> },
+        Calling { #[pin] future: Instrumented<F>, event_type: &'static str },
     }
 }
 
@@ -255,14 +255,38 @@ where
             match this.state.as_mut().project() {
                 StateProj::Verifying { verifying } => match ready!(verifying.as_mut().poll(cx)) {
                     Ok(request) => {
+                        let event_type = request
+                            .extensions()
+                            .get::<chatbase_core::ChatbaseEvent>()
+                            .map_or("other", |event| {
+                                observe::event_type_label(event.event_type())
+                            });
                         // The wrapped service runs in the request's span too.
                         let future = this.span.in_scope(|| this.service.call(request));
                         let future = future.instrument(this.span.clone());
-                        this.state.set(State::Calling { future });
+                        this.state.set(State::Calling { future, event_type });
                     }
                     Err(rejection) => return Poll::Ready(Ok(rejection)),
                 },
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Calling { future, event_type } => {
+                    let response = ready!(future.poll(cx));
+                    // Counted with what the answer says came of it (the inbox
+                    // glue says so); a verified request handed on is accepted.
+                    if let Ok(response) = &response {
+                        let answered = response
+                            .extensions()
+                            .get::<Answered>()
+                            .copied()
+                            .unwrap_or(Answered::ACCEPTED);
+                        observe::record(
+                            this.span,
+                            answered.outcome,
+                            answered.reason,
+                            Some(event_type),
+                        );
+                    }
+                    return Poll::Ready(response);
+                }
             }
         }
     }

@@ -16,7 +16,7 @@
 //!
 //! | metric | type | labels | what it counts or shows |
 //! |---|---|---|---|
-//! | `chatbase_webhook_requests_total` | counter | `outcome`, `reason` | every webhook request; `outcome` is `accepted`, `rejected`, `duplicate` or `unavailable`; `reason` is [`Error::reason`] for a rejection, `none` otherwise |
+//! | `chatbase_webhook_requests_total` | counter | `outcome`, `reason` | every webhook request; `outcome` is `accepted`, `rejected`, `duplicate` or `unavailable`; `reason` is [`Error::reason`] for a rejection or a failed secret lookup, `missing_verifier`, `duplicate`, `inbox_unavailable`, or `none` for an accepted request |
 //! | `chatbase_webhook_events_total` | counter | `event_type` | accepted events: `leads.submit`, or `other` for types this version does not know |
 //! | `chatbase_webhook_verification_duration_seconds` | histogram | | time spent verifying a body: the secret lookup, the HMAC and the parse |
 //! | `chatbase_webhook_last_accepted_timestamp_seconds` | gauge | | when the last event was accepted, in seconds since the Unix epoch |
@@ -88,6 +88,26 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What a handler's answer says came of a verified request, for the layer or
+/// middleware in front of it to record: the inbox glue puts it in the
+/// response's extensions (a duplicate, an unavailable store). A verified
+/// request whose answer has none counts as [`Outcome::Accepted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// What came of the request.
+    pub outcome: Outcome,
+    /// Why, as a fixed label value: `none`, `duplicate`, `inbox_unavailable`...
+    pub reason: &'static str,
+}
+
+impl Answered {
+    /// A verified request, handed on: accepted, reason `none`.
+    pub const ACCEPTED: Self = Self {
+        outcome: Outcome::Accepted,
+        reason: "none",
+    };
 }
 
 /// The `event_type` label of `event_type`: itself for a type this version

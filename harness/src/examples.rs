@@ -15,9 +15,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// The example packages and their binaries.
-pub const EXAMPLES: [&str; 4] = [
+pub const EXAMPLES: [&str; 5] = [
     "example-axum",
     "example-actix",
+    "example-inbox",
     "axum-receiver",
     "actix-receiver",
 ];

@@ -128,6 +128,7 @@ mod tests {
             let directory = match example {
                 "example-axum" => "axum",
                 "example-actix" => "actix",
+                "example-inbox" => "inbox",
                 other => other,
             };
             let source = crate::examples::workspace_root()

@@ -15,8 +15,17 @@
 //! |---|---|
 //! | `CHATBASE_WEBHOOK_SECRET` | the secret from the chatbot's webhook settings (required) |
 //! | `CHATBASE_WEBHOOK_PREVIOUS_SECRET` | a retiring secret, also accepted during a rotation |
+//! | `CHATBASE_WEBHOOK_SECRETS` or `CHATBASE_WEBHOOK_SECRETS_FILE` | instead of the above, secrets per chatbot, as JSON: `{"<chatbotId>": "<secret>" \| ["<current>", "<previous>"]}` |
+//! | `CHATBASE_INBOX` | `sqlite://<path>` or `postgres://...`: store each delivery durably before answering 200, and process it in a worker (see below) |
+//! | `METRICS_PORT` | serve Prometheus metrics on `127.0.0.1:$METRICS_PORT/metrics` |
 //! | `PORT` | listens on `127.0.0.1:$PORT`, 3000 by default (`0`: any free port) |
 //! | `RUST_LOG` | the log filter, `info` by default |
+//!
+//! With `CHATBASE_INBOX`, both routes answer 200 only once the delivery is
+//! committed (a duplicate is answered 200 with `x-chatbase-duplicate: true`,
+//! an inbox that cannot store answers 503), and a worker in this process runs
+//! [`process`] for each stored delivery, retrying it on failure: put your work
+//! there.
 //!
 //! Against slow or hostile clients: 10 s to send each request head (the idle
 //! time before it included), 10 s for the rest of the request (408 after it),
@@ -30,13 +39,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use chatbase_axum::chatbase_core::observe;
+use chatbase_axum::inbox::{Delivery, Failure, Inbox, StoreInInbox, Stored};
 use chatbase_axum::{ChatbaseEvent, Event, Verifier, VerifyChatbaseLayer};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tracing_subscriber::EnvFilter;
 
@@ -48,41 +62,80 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head read (431 past it, or past 100 headers).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The buckets of the verification-time histogram, in seconds.
+const VERIFICATION_BUCKETS: [f64; 11] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+];
 /// How long a graceful shutdown waits for the requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The handler of both routes: it only ever sees verified events.
+/// The handler of both routes without an inbox: it only ever sees verified
+/// events.
 async fn webhook(event: ChatbaseEvent) -> &'static str {
-    match event.event() {
+    let conversation_id = match event.event() {
         Event::LeadsSubmit(lead) => {
             // Store the lead here: `lead.customer_email()`, `lead.customer_name()`,
             // `lead.customer_phone()`. Never log those.
-            tracing::info!(
-                event_type = "leads.submit",
-                chatbot_id = event.chatbot_id().unwrap_or("-"),
-                conversation_id = lead.conversation_id().unwrap_or("-"),
-                "Chatbase event received"
-            );
+            lead.conversation_id()
         }
         // Chatbase may add event types: acknowledge them rather than fail.
-        other => tracing::info!(
-            event_type = other.event_type(),
-            chatbot_id = event.chatbot_id().unwrap_or("-"),
-            conversation_id = "-",
-            "Chatbase event received"
-        ),
-    }
+        _ => None,
+    };
+    tracing::info!(
+        event_type = %event.event_type(),
+        chatbot_id = %event.chatbot_id().unwrap_or("-"),
+        conversation_id = %conversation_id.unwrap_or("-"),
+        "Chatbase event received"
+    );
     "OK"
 }
 
-fn app(verifier: Verifier) -> Router {
-    let scoped = Router::new()
-        .route("/webhook", post(webhook))
-        .layer(VerifyChatbaseLayer::new(verifier.clone()));
-    Router::new()
-        .route("/webhook", post(webhook))
-        .nest("/scoped", scoped)
-        .with_state(verifier)
+/// With an inbox: the handler behind the layer stores the verified event.
+async fn store(State(inbox): State<Inbox>, event: ChatbaseEvent) -> Stored {
+    inbox.accept(&event).await.into()
+}
+
+/// With an inbox: what the worker runs for each stored delivery, retrying it
+/// (with backoff) when it fails or panics. Do your work here: a CRM call, an
+/// email... Never log the customer's email, name or phone.
+async fn process(delivery: Delivery) -> Result<(), Failure> {
+    let event = delivery.event()?;
+    let conversation_id = match event.event() {
+        Event::LeadsSubmit(lead) => lead.conversation_id().unwrap_or("-"),
+        _ => "-",
+    };
+    tracing::info!(
+        event_type = %event.event_type(),
+        chatbot_id = %event.chatbot_id().unwrap_or("-"),
+        conversation_id = %conversation_id,
+        attempt = delivery.attempt(),
+        "event processed"
+    );
+    Ok(())
+}
+
+fn app(verifier: Verifier, inbox: Option<Inbox>) -> Router {
+    let routes = match inbox {
+        None => {
+            let scoped = Router::new()
+                .route("/webhook", post(webhook))
+                .layer(VerifyChatbaseLayer::new(verifier.clone()));
+            Router::new()
+                .route("/webhook", post(webhook))
+                .nest("/scoped", scoped)
+                .with_state(verifier)
+        }
+        Some(inbox) => {
+            let scoped = Router::new()
+                .route("/webhook", post(store))
+                .layer(VerifyChatbaseLayer::new(verifier.clone()))
+                .with_state(inbox.clone());
+            Router::new()
+                .route_service("/webhook", StoreInInbox::new(verifier, inbox))
+                .nest("/scoped", scoped)
+        }
+    };
+    routes
         // Outermost: bounds the whole request, body reading included.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -108,10 +161,31 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    // `CHATBASE_WEBHOOK_SECRET`, and `CHATBASE_WEBHOOK_PREVIOUS_SECRET` while rotating.
+    // One secret (`CHATBASE_WEBHOOK_SECRET`, and `CHATBASE_WEBHOOK_PREVIOUS_SECRET`
+    // while rotating), or secrets per chatbot (`CHATBASE_WEBHOOK_SECRETS(_FILE)`).
     let verifier = Verifier::from_env()?;
     let address = address_from_env()?;
-    let shutdown = shutdown_signal()?;
+    let stop = shutdown_signal()?;
+    if let Some(port) = port_from_env("METRICS_PORT")? {
+        // The verification time as a histogram (buckets from 10 µs to 50 ms),
+        // so that dashboards can take quantiles over instances.
+        let verification = Matcher::Full(observe::VERIFICATION_SECONDS.to_owned());
+        PrometheusBuilder::new()
+            .with_http_listener((Ipv4Addr::LOCALHOST, port))
+            .set_buckets_for_metric(verification, &VERIFICATION_BUCKETS)?
+            .install()
+            .map_err(|error| {
+                format!("cannot serve metrics on port {port} (METRICS_PORT): {error}")
+            })?;
+    }
+    let inbox = match std::env::var("CHATBASE_INBOX") {
+        Ok(url) if !url.is_empty() => Some(
+            Inbox::open(&url)
+                .await
+                .map_err(|error| format!("environment variable CHATBASE_INBOX: {error}"))?,
+        ),
+        _ => None,
+    };
     let listener = TcpListener::bind(address)
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
@@ -119,33 +193,65 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "listening on http://{} (POST /webhook, /scoped/webhook)",
         listener.local_addr()?
     );
-    serve(listener, app(verifier), shutdown).await;
+    let worker = inbox.as_ref().map(|inbox| {
+        let worker = inbox.worker(process);
+        let stop = stop.clone();
+        tokio::spawn(worker.run(async move { stop.stopped().await }))
+    });
+    serve(listener, app(verifier, inbox.clone()), stop.stopped()).await;
+    if let Some(worker) = worker {
+        // The worker finishes or releases what it holds.
+        let _ = worker.await;
+    }
+    if let Some(inbox) = inbox {
+        inbox.close().await;
+    }
     Ok(())
 }
 
 /// `127.0.0.1:$PORT`, port 3000 when `PORT` is unset or empty.
 fn address_from_env() -> Result<SocketAddr, String> {
-    let port = match std::env::var("PORT") {
-        Ok(port) if !port.is_empty() => port.trim().parse().map_err(|_| {
-            format!("environment variable PORT is {port:?}: expected a port number")
-        })?,
-        _ => 3000,
-    };
+    let port = port_from_env("PORT")?.unwrap_or(3000);
     Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
 }
 
-/// Completes at the first Ctrl-C or `SIGTERM`. The handlers are installed now,
-/// so a signal sent as soon as the server says it is listening is not missed.
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+/// The port in the environment variable `name`, if it is set and not empty.
+fn port_from_env(name: &str) -> Result<Option<u16>, String> {
+    match std::env::var(name) {
+        Ok(port) if !port.is_empty() => port.trim().parse().map(Some).map_err(|_| {
+            format!("environment variable {name} is {port:?}: expected a port number")
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Ctrl-C or `SIGTERM`, seen by every part that stops on it (the server and
+/// the inbox's worker).
+#[derive(Clone)]
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Completes once a stop signal has arrived.
+    async fn stopped(mut self) {
+        let _ = self.0.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Listens for Ctrl-C and `SIGTERM`. The handlers are installed now, so a
+/// signal sent as soon as the server says it is listening is not missed.
+fn shutdown_signal() -> io::Result<Stop> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("Ctrl-C received: shutting down gracefully"),
             _ = terminate.recv() => tracing::info!("SIGTERM received: shutting down gracefully"),
         }
-    })
+        let _ = sender.send(true);
+    });
+    Ok(Stop(receiver))
 }
 
 /// Serves `app` over HTTP/1.1 until `shutdown`, then stops accepting, closes
