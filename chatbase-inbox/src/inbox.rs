@@ -94,10 +94,13 @@ impl Inbox {
             event_type: event.event_type().to_owned(),
             body: event.raw_body().clone(),
         };
-        match self.write(Write::Insert(row)).await? {
-            Written::Accepted(accepted) => Ok(accepted),
-            Written::Finished(_) => Err(InboxError::Closed),
-        }
+        let result = match self.write(Write::Insert(row)).await {
+            Ok(Written::Accepted(accepted)) => Ok(accepted),
+            Ok(Written::Finished(_)) => Err(InboxError::Closed),
+            Err(error) => Err(error),
+        };
+        crate::observe::accepted(&result);
+        result
     }
 
     /// The delivery key `event` is stored under, computed with this inbox's
@@ -304,6 +307,24 @@ impl Inbox {
             .oldest_pending_age_ms
             .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         Ok(stats)
+    }
+
+    /// Refreshes the backlog gauges from the store (feature `metrics`): the
+    /// waiting deliveries only, one cheap statement.
+    #[cfg(feature = "metrics")]
+    pub(crate) async fn refresh_gauges(&self) -> Result<(), InboxError> {
+        let raw = self
+            .inner
+            .store
+            .waiting()
+            .await
+            .map_err(|e| InboxError::store("count waiting deliveries", e))?;
+        crate::observe::waiting(
+            u64::try_from(raw.count).unwrap_or(0),
+            raw.oldest_age_ms
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        );
+        Ok(())
     }
 
     /// Closes the store's connections: writes still queued fail, and later

@@ -7,17 +7,21 @@
 //! | `sqlite` | yes | the embedded SQLite store (`sqlite://path`), bundled: nothing to install |
 //! | `postgres` | no | the PostgreSQL store (`postgres://...`), for several receivers on one database |
 //! | `rustls` | no | TLS to PostgreSQL through rustls (`?sslmode=require` in the URL) |
+//! | `metrics` | no | counters and gauges through the `metrics` facade: see [`observe`] |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
 mod commit;
 mod delivery;
 mod error;
 mod failure;
 mod inbox;
 mod key;
+pub mod observe;
 mod store;
 mod worker;
 
+pub use answer::{Answer, DUPLICATE_HEADER};
 pub use delivery::{
     Accepted, CommitStats, Delivery, DeliveryRecord, RetentionReport, State, Stats, UnknownState,
 };
@@ -27,4 +31,5 @@ pub use inbox::{
     DEFAULT_BATCH_SIZE, DEFAULT_BODY_RETENTION, DEFAULT_KEY_RETENTION, Inbox, InboxBuilder,
 };
 pub use key::KeyStrategy;
+pub use observe::METRIC_NAMES;
 pub use worker::{Handler, Worker};

@@ -78,6 +78,9 @@ struct Config {
 ///   attempt not counted).
 /// - **Retention:** every [`retention_interval`](Self::retention_interval) it
 ///   runs [`Inbox::run_retention`].
+/// - **Metrics** (feature `metrics`): it counts deliveries processed, retried
+///   and dead, and keeps the backlog gauges up to date (see
+///   [`observe`](crate::observe)).
 ///
 /// Processing is at least once: a delivery whose worker was killed mid-way is
 /// processed again, so a handler's side effects should tolerate a repeat
@@ -199,12 +202,14 @@ impl<H: Handler> Worker<H> {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut next_retention = (!config.retention_interval.is_zero()).then(Instant::now);
         let notify = self.inbox.stored_notify().clone();
+        let mut gauges = Gauges::new(config.poll_interval);
         tokio::pin!(shutdown);
 
         loop {
             while let Some(done) = tasks.try_join_next() {
                 log_task_end(done);
             }
+            gauges.refresh_if_due(&self.inbox).await;
             if let Some(at) = next_retention
                 && Instant::now() >= at
             {
@@ -228,8 +233,9 @@ impl<H: Handler> Worker<H> {
                     .claim(limit, config.lease, config.max_attempts)
                     .await
                 {
-                    Ok(rows) => {
-                        for row in rows {
+                    Ok(claimed) => {
+                        crate::observe::taken_over(claimed.reclaimed, claimed.swept_dead);
+                        for row in claimed.rows {
                             tasks.spawn(run_one(
                                 self.inbox.clone(),
                                 self.handler.clone(),
@@ -260,6 +266,7 @@ impl<H: Handler> Worker<H> {
                 () = notify.notified(), if !full => {}
                 () = tokio::time::sleep(config.poll_interval), if !full => {}
                 () = retention_due => {}
+                () = gauges.due() => {}
             }
         }
 
@@ -280,6 +287,57 @@ impl<H: Handler> Worker<H> {
                 log_task_end(done);
             }
         }
+    }
+}
+
+/// When the worker refreshes the backlog gauges (feature `metrics`): when it
+/// starts, then every poll interval, at most once a second. Without the
+/// feature, never (and no query is made).
+struct Gauges {
+    #[cfg(feature = "metrics")]
+    next: Instant,
+    #[cfg(feature = "metrics")]
+    every: Duration,
+}
+
+impl Gauges {
+    /// The shortest interval between two refreshes.
+    #[cfg(feature = "metrics")]
+    const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+    fn new(poll_interval: Duration) -> Self {
+        #[cfg(feature = "metrics")]
+        return Self {
+            next: Instant::now(),
+            every: poll_interval.max(Self::MIN_INTERVAL),
+        };
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = poll_interval;
+            Self {}
+        }
+    }
+
+    /// Refreshes the gauges if it is time; a store error is logged, and the
+    /// gauges keep their last values until the next refresh.
+    async fn refresh_if_due(&mut self, inbox: &Inbox) {
+        #[cfg(feature = "metrics")]
+        if Instant::now() >= self.next {
+            if let Err(error) = inbox.refresh_gauges().await {
+                tracing::warn!(%error, "chatbase-inbox: could not refresh the backlog gauges");
+            }
+            self.next = Instant::now() + self.every;
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = inbox;
+    }
+
+    /// Completes when the next refresh is due (never without the feature).
+    async fn due(&self) {
+        #[cfg(feature = "metrics")]
+        tokio::time::sleep_until(self.next).await;
+        #[cfg(not(feature = "metrics"))]
+        std::future::pending::<()>().await;
     }
 }
 
@@ -417,6 +475,7 @@ async fn record(
     loop {
         match inbox.finish(id, lease_token, outcome.clone()).await {
             Ok(true) => {
+                crate::observe::finished(&outcome);
                 if outcome == Outcome::Processed {
                     tracing::debug!(id, "chatbase-inbox: delivery processed");
                 }

@@ -92,6 +92,18 @@ pub(crate) struct ClaimedRow {
     pub(crate) lease_token: i64,
 }
 
+/// What one claim took: the deliveries to run, and what it found of
+/// deliveries whose worker died.
+#[derive(Debug, Default)]
+pub(crate) struct Claimed {
+    /// The deliveries claimed, by id.
+    pub(crate) rows: Vec<ClaimedRow>,
+    /// How many of them were taken over from a worker whose lease expired.
+    pub(crate) reclaimed: u64,
+    /// Deliveries whose lease expired during their last attempt, now dead.
+    pub(crate) swept_dead: u64,
+}
+
 /// A row as operators see it.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct RecordRow {
@@ -139,6 +151,15 @@ impl RecordRow {
 pub(crate) struct RawStats {
     pub(crate) counts: Vec<(String, i64)>,
     pub(crate) oldest_pending_age_ms: Option<i64>,
+}
+
+/// The waiting deliveries (pending and processing): how many, and the
+/// oldest one's age in milliseconds.
+#[derive(Debug, Default, sqlx::FromRow)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) struct RawWaiting {
+    pub(crate) count: i64,
+    pub(crate) oldest_age_ms: Option<i64>,
 }
 
 /// PostgreSQL refuses NUL in text; a verified body could still carry one in its
@@ -220,7 +241,7 @@ impl Store {
         limit: u32,
         lease: Duration,
         max_attempts: u32,
-    ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    ) -> Result<Claimed, sqlx::Error> {
         let lease = millis(lease);
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         let limit = i64::from(limit);
@@ -287,6 +308,13 @@ impl Store {
         dispatch!(self, s => s.stats().await)
     }
 
+    /// The waiting deliveries only: one statement over the index of states,
+    /// cheap however many finished deliveries are kept.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) async fn waiting(&self) -> Result<RawWaiting, sqlx::Error> {
+        dispatch!(self, s => s.waiting().await)
+    }
+
     pub(crate) async fn close(&self) {
         dispatch!(self, s => s.close().await);
     }
@@ -334,12 +362,17 @@ mod tests {
         assert_eq!(written[1], Written::Accepted(Accepted::Duplicate));
 
         let lease = Duration::from_millis(20);
-        let first = store.claim(1, lease, 5).await.unwrap();
+        let first = store.claim(1, lease, 5).await.unwrap().rows;
         assert_eq!(first.len(), 1);
         let old = first[0].lease_token;
-        assert!(store.claim(1, lease, 5).await.unwrap().is_empty(), "leased");
+        assert!(
+            store.claim(1, lease, 5).await.unwrap().rows.is_empty(),
+            "leased"
+        );
         tokio::time::sleep(Duration::from_millis(80)).await;
         let second = store.claim(1, Duration::from_secs(60), 5).await.unwrap();
+        assert_eq!((second.reclaimed, second.swept_dead), (1, 0));
+        let second = second.rows;
         assert_eq!((second[0].id, second[0].attempts), (id, 2));
         let new = second[0].lease_token;
         assert_ne!(old, new);
@@ -392,15 +425,19 @@ mod tests {
             .await
             .unwrap();
         let claimed = store.claim(1, Duration::from_millis(20), 1).await.unwrap();
-        let id = claimed[0].id;
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        let id = claimed.rows[0].id;
+        let waiting = store.waiting().await.unwrap();
+        assert_eq!(waiting.count, 1);
         assert!(
-            store
-                .claim(1, Duration::from_secs(60), 1)
-                .await
-                .unwrap()
-                .is_empty()
+            waiting.oldest_age_ms.is_some_and(|age| age >= 0),
+            "{waiting:?}"
         );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let after = store.claim(1, Duration::from_secs(60), 1).await.unwrap();
+        assert!(after.rows.is_empty());
+        assert_eq!((after.reclaimed, after.swept_dead), (0, 1));
+        let waiting = store.waiting().await.unwrap();
+        assert_eq!((waiting.count, waiting.oldest_age_ms), (0, None));
         let record = store.get(id).await.unwrap().unwrap().into_record().unwrap();
         assert_eq!(record.state, State::Dead);
         assert!(record.last_error.unwrap().contains("lease expired"));

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
-    ClaimedRow, MIGRATIONS_TABLE, Outcome, RETENTION_CHUNK, RawStats, RecordRow, StoreOptions,
-    Write, Written, millis, text_column,
+    Claimed, ClaimedRow, MIGRATIONS_TABLE, Outcome, RETENTION_CHUNK, RawStats, RawWaiting,
+    RecordRow, StoreOptions, Write, Written, millis, text_column,
 };
 use crate::delivery::Accepted;
 use crate::error::InboxError;
@@ -150,6 +150,13 @@ const REMOVE_BODIES_CHUNK: &str = concat!(
 
 const COUNTS: &str = "SELECT state, COUNT(*) FROM chatbase_inbox_deliveries GROUP BY state";
 
+const WAITING: &str = concat!(
+    "SELECT COUNT(*) AS count, ",
+    now!(),
+    " - MIN(received_at) AS oldest_age_ms FROM chatbase_inbox_deliveries ",
+    "WHERE state IN ('pending', 'processing')"
+);
+
 const OLDEST_PENDING_AGE: &str = concat!(
     "SELECT ",
     now!(),
@@ -280,17 +287,19 @@ impl PgStore {
         limit: i64,
         lease_ms: i64,
         max_attempts: i32,
-    ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
-        sqlx::query(SWEEP_EXPIRED_LAST)
+    ) -> Result<Claimed, sqlx::Error> {
+        let swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
             .bind(max_attempts)
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected();
         let mut rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM_EXPIRED)
             .bind(lease_ms)
             .bind(max_attempts)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
+        let reclaimed = rows.len() as u64;
         let left = limit - rows.len() as i64;
         if left > 0 {
             rows.extend(
@@ -302,7 +311,11 @@ impl PgStore {
             );
         }
         rows.sort_by_key(|row| row.id);
-        Ok(rows)
+        Ok(Claimed {
+            rows,
+            reclaimed,
+            swept_dead,
+        })
     }
 
     pub(crate) async fn extend_lease(
@@ -379,6 +392,10 @@ impl PgStore {
             counts,
             oldest_pending_age_ms,
         })
+    }
+
+    pub(crate) async fn waiting(&self) -> Result<RawWaiting, sqlx::Error> {
+        sqlx::query_as(WAITING).fetch_one(&self.pool).await
     }
 
     pub(crate) async fn close(&self) {

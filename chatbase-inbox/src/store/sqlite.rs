@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 use tokio::sync::Mutex;
 
 use super::{
-    ClaimedRow, MIGRATIONS_TABLE, NewRow, Outcome, RETENTION_CHUNK, RawStats, RecordRow,
-    StoreOptions, Write, Written, millis,
+    Claimed, ClaimedRow, MIGRATIONS_TABLE, NewRow, Outcome, RETENTION_CHUNK, RawStats, RawWaiting,
+    RecordRow, StoreOptions, Write, Written, millis,
 };
 use crate::delivery::Accepted;
 use crate::error::InboxError;
@@ -158,6 +158,13 @@ const REMOVE_BODIES_CHUNK: &str = concat!(
 );
 
 const COUNTS: &str = "SELECT state, COUNT(*) FROM chatbase_inbox_deliveries GROUP BY state";
+
+const WAITING: &str = concat!(
+    "SELECT COUNT(*) AS count, ",
+    now!(),
+    " - MIN(received_at) AS oldest_age_ms FROM chatbase_inbox_deliveries ",
+    "WHERE state IN ('pending', 'processing')"
+);
 
 const OLDEST_PENDING_AGE: &str = concat!(
     "SELECT ",
@@ -314,19 +321,21 @@ impl SqliteStore {
         limit: i64,
         lease_ms: i64,
         max_attempts: i32,
-    ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    ) -> Result<Claimed, sqlx::Error> {
         let _turn = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(SWEEP_EXPIRED_LAST)
+        let swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
             .bind(max_attempts)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
         let mut rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM_EXPIRED)
             .bind(lease_ms)
             .bind(max_attempts)
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
+        let reclaimed = rows.len() as u64;
         let left = limit - rows.len() as i64;
         if left > 0 {
             rows.extend(
@@ -339,7 +348,11 @@ impl SqliteStore {
         }
         tx.commit().await?;
         rows.sort_by_key(|row| row.id);
-        Ok(rows)
+        Ok(Claimed {
+            rows,
+            reclaimed,
+            swept_dead,
+        })
     }
 
     pub(crate) async fn extend_lease(
@@ -420,6 +433,10 @@ impl SqliteStore {
             counts,
             oldest_pending_age_ms,
         })
+    }
+
+    pub(crate) async fn waiting(&self) -> Result<RawWaiting, sqlx::Error> {
+        sqlx::query_as(WAITING).fetch_one(&self.pool).await
     }
 
     pub(crate) async fn close(&self) {

@@ -15,5 +15,7 @@ mod support;
 
 mod accept;
 mod errors;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod retention;
 mod worker;
