@@ -13,10 +13,13 @@
 //! - [`listen`]: the local development receiver;
 //! - [`capture`]: requests written to files exactly as received, and read
 //!   back to replay them;
-//! - [`mask`]: customer emails and phones masked in a body before it is shown.
+//! - [`mask`]: customer emails and phones masked in a body before it is shown;
+//! - [`inbox`]: operating a durable inbox (`chatbase-inbox`): its URL with the
+//!   password hidden, opening one that exists, what is shown of a delivery.
 
 pub mod capture;
 pub mod diagnose;
+pub mod inbox;
 pub mod listen;
 pub mod mask;
 pub mod secrets;

@@ -14,10 +14,29 @@ fn help_has_examples_and_exit_codes() {
             assert!(output.stdout.contains(code), "{code}: {output:?}");
         }
     }
-    for command in ["send", "sign", "verify", "listen", "completions"] {
-        let output = chatbase_with(&[command, "--help"]);
+    for command in [
+        "send",
+        "sign",
+        "verify",
+        "listen",
+        "inbox",
+        "inbox list",
+        "inbox stats",
+        "inbox retry",
+        "inbox purge",
+        "completions",
+    ] {
+        let mut arguments: Vec<&str> = command.split(' ').collect();
+        arguments.push("--help");
+        let output = chatbase_with(&arguments);
         assert_eq!(output.code, 0, "{output:?}");
         assert!(output.stdout.contains("Examples:"), "{command}: {output:?}");
+        if command.starts_with("inbox") {
+            assert!(
+                output.stdout.contains("Exit status:"),
+                "{command}: {output:?}"
+            );
+        }
         assert!(
             output.stdout.contains(&format!("chatbase {command}")),
             "{command}: {output:?}"
@@ -42,7 +61,18 @@ fn completions_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let output = chatbase_with(&["completions", shell]);
         assert_eq!(output.code, 0, "{shell}: {output:?}");
-        for word in ["chatbase", "send", "listen", "verify", "--secrets-file"] {
+        for word in [
+            "chatbase",
+            "send",
+            "listen",
+            "verify",
+            "--secrets-file",
+            "inbox",
+            "retry",
+            "purge",
+            "older-than",
+            "all-dead",
+        ] {
             assert!(output.stdout.contains(word), "{shell} lacks {word}");
         }
     }

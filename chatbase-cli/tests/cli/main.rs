@@ -19,6 +19,7 @@
 
 mod conventions;
 mod errors;
+mod inbox;
 mod listen;
 mod send;
 mod sign;

@@ -41,6 +41,7 @@ pub fn chatbase() -> Command {
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
+        .env_remove(chatbase_cli::inbox::INBOX_ENV_VAR)
         .timeout(PATIENCE);
     command
 }
@@ -505,4 +506,304 @@ fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     receiver
+}
+
+// ---------------------------------------------------------------------------
+// Inboxes: real chatbase-inbox stores, SQLite always, PostgreSQL when
+// CHATBASE_TEST_POSTGRES_URL names a server
+// ---------------------------------------------------------------------------
+
+/// Generates one `#[test]` per store kind for each test body
+/// `fn name(kind: Kind)` of the calling module: `sqlite::name` and
+/// `postgres::name`.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::support::Kind::Sqlite);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::support::Kind::Postgres);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use store_tests;
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+pub const POSTGRES_URL_VAR: &str = "CHATBASE_TEST_POSTGRES_URL";
+
+static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
+
+/// The PostgreSQL server to test against: `None` (with a plain notice on the
+/// terminal) when `CHATBASE_TEST_POSTGRES_URL` is unset, a failure when it is
+/// unset under `CI=true`.
+pub fn postgres_base_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "{POSTGRES_URL_VAR} is not set and CI=true: the PostgreSQL suite must run \
+                     (start a server with `eval \"$(.ci/postgres.sh start)\"`)"
+                );
+            }
+            // Written to the terminal directly: libtest captures print!/eprint!
+            // of passing tests, and a skip must be seen.
+            SKIP_NOTICE.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nNOTICE: chatbase-cli `chatbase inbox` PostgreSQL suite SKIPPED (every \
+                     `inbox::...::postgres::` test returned without running): {POSTGRES_URL_VAR} \
+                     is not set. Run `eval \"$(.ci/postgres.sh start)\"` first to run it.\n"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// `base` with its database name replaced by `name` (query string kept).
+pub fn with_database(base: &str, name: &str) -> String {
+    let mut url = url::Url::parse(base).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// `url` with `password` as its password.
+pub fn with_password(url: &str, password: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    if url.username().is_empty() {
+        url.set_username("postgres").unwrap();
+    }
+    url.set_password(Some(password)).unwrap();
+    url.to_string()
+}
+
+/// A new, empty database on the PostgreSQL server, named uniquely.
+fn create_postgres_database(runtime: &tokio::runtime::Runtime, base: &str) -> String {
+    use sqlx::Connection as _;
+    let name = format!(
+        "cli_inbox_test_{}_{}",
+        std::process::id(),
+        chatbase_cli::send::new_conversation_id()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_lowercase()
+    );
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(base)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_VAR}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    });
+    name
+}
+
+/// A fresh store for one test, with an inbox in it (a receiver opened it),
+/// and what the test put there.
+pub struct TestInbox {
+    pub url: String,
+    runtime: tokio::runtime::Runtime,
+    /// PostgreSQL: the server's URL and the test's database, dropped at the end.
+    postgres: Option<(String, String)>,
+    _dir: Option<TempDir>,
+}
+
+/// A lead's customer data: what `chatbase inbox` must never print.
+pub const CUSTOMER_EMAIL: &str = "ada.customer@example.com";
+pub const CUSTOMER_PHONE: &str = "+15550001234";
+pub const CUSTOMER_NAME: &str = "Ada Customer";
+
+/// The chatbot of the test deliveries.
+pub const INBOX_CHATBOT: &str = "bot_cli_inbox";
+
+/// The reason the failing handler stores.
+pub const HANDLER_ERROR: &str = "crm down";
+
+impl TestInbox {
+    /// `None` when the PostgreSQL suite is skipped.
+    pub fn new(kind: Kind) -> Option<Self> {
+        let inbox = Self::without_inbox(kind)?;
+        // A receiver opens it: the table is created.
+        inbox.with_inbox(|_| async {});
+        Some(inbox)
+    }
+
+    /// A new database that no receiver opened yet (for SQLite: a file that
+    /// does not exist yet), `None` when the PostgreSQL suite is skipped.
+    pub fn without_inbox(kind: Kind) -> Option<Self> {
+        let runtime = runtime();
+        let (url, postgres, dir) = match kind {
+            Kind::Sqlite => {
+                let dir = TempDir::new("inbox");
+                let url = format!("sqlite://{}", dir.join("inbox.db").display());
+                (url, None, Some(dir))
+            }
+            Kind::Postgres => {
+                let base = postgres_base_url()?;
+                let name = create_postgres_database(&runtime, &base);
+                (with_database(&base, &name), Some((base, name)), None)
+            }
+        };
+        Some(Self {
+            url,
+            runtime,
+            postgres,
+            _dir: dir,
+        })
+    }
+
+    /// Runs `f` with the inbox open, as a receiver or a worker would have it.
+    pub fn with_inbox<F, Fut, T>(&self, f: F) -> T
+    where
+        F: FnOnce(chatbase_inbox::Inbox) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        self.runtime.block_on(async {
+            let inbox = tokio::time::timeout(PATIENCE, chatbase_inbox::Inbox::open(&self.url))
+                .await
+                .expect("opening the inbox took too long")
+                .unwrap();
+            let out = f(inbox.clone()).await;
+            inbox.close().await;
+            out
+        })
+    }
+
+    /// Stores `n` new leads, each with the customer's data, and returns their ids.
+    pub fn accept(&self, n: usize) -> Vec<i64> {
+        self.with_inbox(|inbox| async move {
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let lead = chatbase_core::testing::LeadPayload {
+                    conversation_id: Some(chatbase_cli::send::new_conversation_id()),
+                    customer_email: Some(CUSTOMER_EMAIL.to_owned()),
+                    customer_name: Some(CUSTOMER_NAME.to_owned()),
+                    customer_phone: Some(CUSTOMER_PHONE.to_owned()),
+                };
+                let event = chatbase_core::testing::event(chatbase_core::testing::lead_body(
+                    INBOX_CHATBOT,
+                    &lead,
+                ))
+                .unwrap();
+                let accepted = inbox.accept(&event).await.unwrap();
+                ids.push(accepted.id().expect("a new lead is stored"));
+            }
+            ids
+        })
+    }
+
+    /// Stores `n` leads and has a worker fail each on its only attempt:
+    /// they are dead, with `HANDLER_ERROR` as their last error.
+    pub fn dead(&self, n: usize) -> Vec<i64> {
+        let ids = self.accept(n);
+        self.work(false, &ids);
+        ids
+    }
+
+    /// Stores `n` leads and has a worker process them.
+    pub fn processed(&self, n: usize) -> Vec<i64> {
+        let ids = self.accept(n);
+        self.work(true, &ids);
+        ids
+    }
+
+    /// Runs a worker whose handler succeeds or always fails (with one
+    /// attempt allowed) until every delivery of `ids` is finished.
+    fn work(&self, succeed: bool, ids: &[i64]) {
+        use chatbase_inbox::{Delivery, Failure, State};
+        let want = if succeed {
+            State::Processed
+        } else {
+            State::Dead
+        };
+        self.with_inbox(|inbox| async move {
+            let handler = move |_delivery: Delivery| async move {
+                if succeed {
+                    Ok(())
+                } else {
+                    Err(Failure::new(HANDLER_ERROR))
+                }
+            };
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let worker = inbox
+                .worker(handler)
+                .max_attempts(1)
+                .poll_interval(Duration::from_millis(20))
+                .run(async move {
+                    let _ = stopped.await;
+                });
+            let task = tokio::spawn(worker);
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            for id in ids {
+                loop {
+                    let record = inbox.get(*id).await.unwrap().unwrap();
+                    if record.state == want {
+                        break;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "delivery {id} is still {} after {PATIENCE:?}",
+                        record.state
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let _ = stop.send(());
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("the worker did not stop")
+                .unwrap();
+        });
+    }
+
+    /// One delivery's record, read through the library.
+    pub fn get(&self, id: i64) -> Option<chatbase_inbox::DeliveryRecord> {
+        self.with_inbox(|inbox| async move { inbox.get(id).await.unwrap() })
+    }
+
+    /// The counts per state, read through the library.
+    pub fn stats(&self) -> chatbase_inbox::Stats {
+        self.with_inbox(|inbox| async move { inbox.stats().await.unwrap() })
+    }
+}
+
+impl Drop for TestInbox {
+    fn drop(&mut self) {
+        if let Some((base, name)) = self.postgres.take() {
+            use sqlx::Connection as _;
+            // Best effort: the cluster is throwaway anyway.
+            self.runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                    let _ = conn.close().await;
+                }
+            });
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! See the crate's README for the commands; `chatbase --help` for the flags.
 
+mod inbox;
 mod keys;
 mod listen;
 mod output;
@@ -23,7 +24,8 @@ macro_rules! exit_codes {
   0  success: the replies had the expected status, the signature verifies,
      the receiver stopped on Ctrl-C
   1  failure: an unexpected status or no reply, a signature that does not
-     verify, a receiver that could not start
+     verify, a receiver that could not start, an inbox that cannot be
+     reached or an operation on it that failed
   2  usage error: a bad or missing flag, a missing secret, an unreadable file"
     };
 }
@@ -35,12 +37,14 @@ macro_rules! examples {
   chatbase send --url http://127.0.0.1:3000/webhook
   chatbase listen --port 4000 --forward-to http://127.0.0.1:3000/webhook
   chatbase sign --body-file event.json
-  chatbase verify --body-file event.json --signature 6adb...fc75"
+  chatbase verify --body-file event.json --signature 6adb...fc75
+  chatbase inbox list --db sqlite://data/inbox.db --state dead"
     };
 }
 
 /// Send signed test events to a Chatbase webhook receiver, sign and verify
-/// bodies, and run a local receiver that verifies, forwards and captures.
+/// bodies, run a local receiver that verifies, forwards and captures, and
+/// operate a durable inbox.
 #[derive(Debug, Parser)]
 #[command(
     name = "chatbase",
@@ -79,6 +83,7 @@ enum Command {
     Sign(sign::Args),
     Verify(verify::Args),
     Listen(listen::Args),
+    Inbox(inbox::Args),
     Completions(CompletionsArgs),
 }
 
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Listen(args) => runtime().and_then(|runtime| runtime.block_on(listen::run(args))),
+        Command::Inbox(args) => runtime().and_then(|runtime| runtime.block_on(inbox::run(args))),
         Command::Completions(args) => {
             let mut command = Cli::command();
             clap_complete::generate(args.shell, &mut command, "chatbase", &mut std::io::stdout());
@@ -130,11 +136,15 @@ fn main() -> ExitCode {
         }) => {
             let mut cli = Cli::command().color(clap_color);
             cli.build();
-            let error = match cli.find_subcommand_mut(command) {
-                Some(subcommand) => subcommand.error(kind, message),
-                None => cli.error(kind, message),
-            };
-            error.exit()
+            // `command` is a path of subcommands: `send`, `inbox purge`.
+            let mut target = cli;
+            for name in command.split_whitespace() {
+                match target.find_subcommand(name).cloned() {
+                    Some(subcommand) => target = subcommand,
+                    None => break,
+                }
+            }
+            target.error(kind, message).exit()
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) enum Fail {
     /// A usage error, reported by clap with the command's usage: exit
     /// status 2.
     Usage {
+        /// The subcommand's path: `send`, `inbox purge`.
         command: &'static str,
         kind: ErrorKind,
         message: String,
