@@ -19,6 +19,7 @@ use std::process::ExitCode;
 pub mod baseline;
 pub mod deliveries;
 pub mod examples;
+mod observability;
 pub mod random;
 mod readme;
 pub use chatbase_cli::send;
