@@ -512,6 +512,7 @@ impl InboxBuilder {
             counters.clone(),
             stored.clone(),
         ));
+        crate::observe::opened();
         Ok(Inbox {
             inner: Arc::new(Inner {
                 store,

@@ -20,7 +20,10 @@
 //! the counters across instances, but take the `max` of the gauges. A running
 //! worker refreshes the gauges from the database when it starts, then every
 //! [poll interval](crate::Worker::poll_interval), at most once a second, with
-//! one cheap query (it reads the waiting deliveries only).
+//! one cheap query (it reads the waiting deliveries only). The counters are
+//! exported at zero from the start (the accept counters when the inbox opens,
+//! the worker's when it starts), so that Prometheus's `rate` and `increase`
+//! count the first event too.
 //!
 //! The names and label values are stable.
 
@@ -83,6 +86,25 @@ pub(crate) fn waiting(count: u64, oldest: Option<Duration>) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (count, oldest);
+}
+
+/// Registers the accept counters at zero when an inbox opens, so that they
+/// are exported before their first event (Prometheus's `increase` and `rate`
+/// miss the first increment of a series that appears already at 1).
+pub(crate) fn opened() {
+    #[cfg(feature = "metrics")]
+    for result in ["stored", "duplicate", "failed"] {
+        metrics::counter!(ACCEPTED_TOTAL, "result" => result).increment(0);
+    }
+}
+
+/// Registers the worker's counters at zero, for the same reason: an alert on
+/// `increase(chatbase_inbox_dead_total[1h]) > 0` must see the first death.
+pub(crate) fn worker_started() {
+    #[cfg(feature = "metrics")]
+    for name in [PROCESSED_TOTAL, RETRIES_TOTAL, DEAD_TOTAL] {
+        metrics::counter!(name).increment(0);
+    }
 }
 
 /// Counts one [`Inbox::accept`](crate::Inbox::accept) by its result.

@@ -203,6 +203,7 @@ impl<H: Handler> Worker<H> {
         let mut next_retention = (!config.retention_interval.is_zero()).then(Instant::now);
         let notify = self.inbox.stored_notify().clone();
         let mut gauges = Gauges::new(config.poll_interval);
+        crate::observe::worker_started();
         tokio::pin!(shutdown);
 
         loop {

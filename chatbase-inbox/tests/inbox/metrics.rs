@@ -119,6 +119,22 @@ async fn accepts_are_counted_by_result(kind: Kind) {
     let _local = metrics::set_default_local_recorder(&recorder);
 
     let inbox = db.open().await;
+    // Exported at zero from the start, so that `rate` and `increase` see the
+    // first accept of each kind.
+    let recorded = take(&snapshotter);
+    for result in ["stored", "duplicate", "failed"] {
+        assert_eq!(
+            value(
+                &recorded,
+                MetricKind::Counter,
+                ACCEPTED_TOTAL,
+                &[("result", result)]
+            ),
+            Some(&DebugValue::Counter(0)),
+            "{result}"
+        );
+    }
+
     let first = unique_lead();
     inbox.accept(&first).await.unwrap();
     inbox.accept(&unique_lead()).await.unwrap();
@@ -294,6 +310,15 @@ async fn the_worker_keeps_the_backlog_gauges(kind: Kind) {
     within(WAIT, "the worker starts a delivery", started.notified()).await;
     let recorded = take(&snapshotter);
     assert_known_names(&recorded);
+    // The worker's counters are exported at zero before anything happens (an
+    // alert on `increase(chatbase_inbox_dead_total[1h])` sees the first one).
+    for name in [PROCESSED_TOTAL, RETRIES_TOTAL, DEAD_TOTAL] {
+        assert_eq!(
+            value(&recorded, MetricKind::Counter, name, &[]),
+            Some(&DebugValue::Counter(0)),
+            "{name}"
+        );
+    }
     assert_eq!(gauge(&recorded, PENDING), Some(3.0));
     let age = gauge(&recorded, OLDEST_PENDING_AGE_SECONDS).unwrap();
     assert!(
