@@ -109,7 +109,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
             .worker(move |delivery: Delivery| {
                 let work = work.clone();
                 let flaky = flaky.clone();
-                async move { process(delivery, &work, &flaky) }
+                async move { process(&delivery, &work, &flaky) }
             })
             .backoff(Duration::from_millis(200), Duration::from_secs(1))
             .poll_interval(Duration::from_millis(100))
@@ -236,7 +236,7 @@ async fn webhook(State(inbox): State<Inbox>, event: ChatbaseEvent) -> Stored {
 
 /// The worker's handler: "calls the CRM", which fails on the first attempt of
 /// the `flaky` conversation.
-fn process(delivery: Delivery, work: &Work, flaky: &str) -> Result<(), Failure> {
+fn process(delivery: &Delivery, work: &Work, flaky: &str) -> Result<(), Failure> {
     let event = delivery.event()?;
     let Event::LeadsSubmit(lead) = event.event() else {
         return Ok(());
