@@ -26,6 +26,10 @@
 mod conformance;
 mod contract;
 mod demo;
+mod inbox_example;
+mod inbox_kill;
+mod inbox_postgres;
+mod metrics;
 mod short_examples;
 mod shutdown;
 mod slow_clients;
