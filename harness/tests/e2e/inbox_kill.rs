@@ -163,11 +163,13 @@ async fn killed_under_load_then_restarted(reference: Reference) {
     assert_no_private_data(&second_log, &context);
     println!(
         "{context}: {} sent, {} answered 200, {unanswered} unanswered, {} stored, \
-         {} in the worker's hands at the kill, {} processed twice",
+         {} in the worker's hands at the kill, {} processed after the restart, {} processed \
+         twice",
         sent.len(),
         accepted.len(),
         stored.len(),
         in_flight.len(),
+        runs[1].len(),
         twice.len()
     );
 }
