@@ -4,28 +4,31 @@
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
-use chatbase_core::observe::{self, Outcome};
+use chatbase_core::observe::{Outcome, Recorder};
 use chatbase_core::{ChatbaseEvent, Error, SIGNATURE_HEADER, Verification, Verifier};
 use futures_util::StreamExt as _;
-use tracing::Span;
 
 use crate::ChatbaseRejection;
 
 /// A refused request: recorded on its span (and in the metrics), logged once.
-pub(crate) fn refused(span: &Span, error: Error) -> ChatbaseRejection {
-    observe::record_error(span, &error);
-    span.in_scope(|| ChatbaseRejection::Rejected(error).logged())
+pub(crate) fn refused(recorder: &Recorder, error: Error) -> ChatbaseRejection {
+    recorder.record_error(&error);
+    recorder
+        .span()
+        .in_scope(|| ChatbaseRejection::Rejected(error).logged())
 }
 
 /// A request that found no verifier: recorded, logged once at `ERROR`.
-pub(crate) fn unverifiable(span: &Span) -> ChatbaseRejection {
-    observe::record(span, Outcome::Unavailable, "missing_verifier", None);
-    span.in_scope(|| ChatbaseRejection::MissingVerifier.logged())
+pub(crate) fn unverifiable(recorder: &Recorder) -> ChatbaseRejection {
+    recorder.record(Outcome::Unavailable, "missing_verifier", None);
+    recorder
+        .span()
+        .in_scope(|| ChatbaseRejection::MissingVerifier.logged())
 }
 
 /// An accepted request: recorded on its span (and in the metrics).
-pub(crate) fn accepted(span: &Span, event: &ChatbaseEvent) {
-    observe::record(span, Outcome::Accepted, "none", Some(event.event_type()));
+pub(crate) fn accepted(recorder: &Recorder, event: &ChatbaseEvent) {
+    recorder.record(Outcome::Accepted, "none", Some(event.event_type()));
 }
 
 /// Step 1 of the core's flow, before any byte of the body is read: the

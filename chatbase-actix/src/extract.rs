@@ -116,24 +116,25 @@ impl FromRequest for ChatbaseEvent {
         if let Some(event) = req.extensions().get::<chatbase_core::ChatbaseEvent>() {
             return Box::pin(ready(Ok(Self(event.clone()))));
         }
-        let span = chatbase_core::observe::request_span();
+        let recorder = chatbase_core::observe::Recorder::new();
         let Some(verifier) = verifier_from_app_data(req) else {
-            return Box::pin(ready(Err(unverifiable(&span))));
+            return Box::pin(ready(Err(unverifiable(&recorder))));
         };
         let limit = verifier.body_limit();
         let verification = match head(verifier, req.headers()) {
             Ok(verification) => verification,
-            Err(error) => return Box::pin(ready(Err(refused(&span, error)))),
+            Err(error) => return Box::pin(ready(Err(refused(&recorder, error)))),
         };
         let payload = payload.take();
-        let verifying = read_and_verify(verification, payload, limit).instrument(span.clone());
+        let verifying =
+            read_and_verify(verification, payload, limit).instrument(recorder.span().clone());
         Box::pin(async move {
             match verifying.await {
                 Ok(event) => {
-                    accepted(&span, &event);
+                    accepted(&recorder, &event);
                     Ok(Self(event))
                 }
-                Err(error) => Err(refused(&span, error)),
+                Err(error) => Err(refused(&recorder, error)),
             }
         })
     }

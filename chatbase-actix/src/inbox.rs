@@ -63,7 +63,7 @@ use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ContentType, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, Responder, ResponseError, web};
-use chatbase_core::observe::{self, Outcome};
+use chatbase_core::observe::{Outcome, Recorder};
 pub use chatbase_inbox::{
     self, Accepted, Answer, DUPLICATE_HEADER, Delivery, Failure, Inbox, InboxBuilder, InboxError,
     KeyStrategy, Worker,
@@ -114,40 +114,35 @@ impl Responder for Stored {
 /// `accepted`, `duplicate` or `unavailable`. Without a verifier or an inbox
 /// in app data: 500, and an `ERROR` line saying what to register.
 pub async fn store(request: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let span = observe::request_span();
+    let recorder = Recorder::new();
     let handled = async {
         let Some(verifier) = verifier_from_app_data(&request) else {
-            return unverifiable(&span).error_response();
+            return unverifiable(&recorder).error_response();
         };
         let Some(inbox) = request.app_data::<web::Data<Inbox>>() else {
-            return missing_inbox(&span);
+            return missing_inbox(&recorder);
         };
         let verification = match head(verifier, request.headers()) {
             Ok(verification) => verification,
-            Err(error) => return refused(&span, error).error_response(),
+            Err(error) => return refused(&recorder, error).error_response(),
         };
         let limit = verifier.body_limit();
         let event = match read_and_verify(verification, payload.into_inner(), limit).await {
             Ok(event) => event,
-            Err(error) => return refused(&span, error).error_response(),
+            Err(error) => return refused(&recorder, error).error_response(),
         };
         let stored = inbox.accept(&event).await;
         let answered = Answer::of(&stored).answered();
-        observe::record(
-            &span,
-            answered.outcome,
-            answered.reason,
-            Some(event.event_type()),
-        );
+        recorder.record(answered.outcome, answered.reason, Some(event.event_type()));
         Stored(stored).respond_to(&request)
     };
-    handled.instrument(span.clone()).await
+    handled.instrument(recorder.span().clone()).await
 }
 
 /// The answer without an inbox in app data: a misconfiguration, 500, logged
 /// once at `ERROR` with the registration to add.
-fn missing_inbox(span: &tracing::Span) -> HttpResponse {
-    observe::record(span, Outcome::Unavailable, "missing_inbox", None);
+fn missing_inbox(recorder: &Recorder) -> HttpResponse {
+    recorder.record(Outcome::Unavailable, "missing_inbox", None);
     tracing::error!(
         target: chatbase_core::REJECTION_LOG_TARGET,
         status = 500,

@@ -13,9 +13,9 @@ use actix_web::{Error, HttpMessage};
 use chatbase_core::Verifier;
 use futures_util::future::LocalBoxFuture;
 
-use tracing::{Instrument as _, Span};
+use tracing::Instrument as _;
 
-use chatbase_core::observe::{self, Answered};
+use chatbase_core::observe::{self, Answered, Recorder};
 
 use crate::body::{head, read_and_verify, refused};
 
@@ -142,21 +142,21 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let span = chatbase_core::observe::request_span();
+        let recorder = Recorder::new();
         let verification = match head(&self.verifier, req.headers()) {
             Ok(verification) => verification,
-            Err(error) => return Box::pin(ready(Ok(reject(req, error, &span)))),
+            Err(error) => return Box::pin(ready(Ok(reject(req, error, &recorder)))),
         };
         let service = Rc::clone(&self.service);
         let limit = self.verifier.body_limit();
         let limits = Rc::clone(&self.limits);
         let payload = req.take_payload();
         let handling = {
-            let span = span.clone();
+            let recorder = recorder.clone();
             async move {
                 let event = match read_and_verify(verification, payload, limit).await {
                     Ok(event) => event,
-                    Err(error) => return Ok(reject(req, error, &span)),
+                    Err(error) => return Ok(reject(req, error, &recorder)),
                 };
                 let event_type = observe::event_type_label(event.event_type());
                 let body = event.raw_body().clone();
@@ -172,11 +172,12 @@ where
                     .get::<Answered>()
                     .copied()
                     .unwrap_or(Answered::ACCEPTED);
-                observe::record(&span, answered.outcome, answered.reason, Some(event_type));
+                recorder.record(answered.outcome, answered.reason, Some(event_type));
                 Ok(response.map_into_left_body())
             }
         };
         // The services inside run in the request's span too.
+        let span = recorder.span().clone();
         Box::pin(handling.instrument(span))
     }
 }
@@ -186,9 +187,9 @@ where
 fn reject<B>(
     req: ServiceRequest,
     error: chatbase_core::Error,
-    span: &Span,
+    recorder: &Recorder,
 ) -> ServiceResponse<EitherBody<B>> {
-    req.error_response(refused(span, error))
+    req.error_response(refused(recorder, error))
         .map_into_right_body()
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum_core::body::Body;
-use chatbase_core::observe::{self, Outcome};
+use chatbase_core::observe::{Outcome, Recorder};
 use chatbase_core::{ChatbaseEvent, Error, SIGNATURE_HEADER, Verifier};
 use http::header::EXPECT;
 use http::request::Parts;
@@ -14,7 +14,6 @@ use http::{HeaderMap, HeaderValue, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use tokio::task::JoinHandle;
-use tracing::Span;
 
 use crate::ChatbaseRejection;
 
@@ -29,12 +28,12 @@ pub(crate) async fn verify(
     verifier: &Verifier,
     parts: &Parts,
     body: Body,
-    span: &Span,
+    recorder: &Recorder,
 ) -> Result<ChatbaseEvent, ChatbaseRejection> {
     read_and_verify(verifier, parts, body)
         .await
         .map_err(|error| {
-            observe::record_error(span, &error);
+            recorder.record_error(&error);
             ChatbaseRejection::Rejected(error).logged()
         })
 }
@@ -76,8 +75,8 @@ async fn read_and_verify(
 }
 
 /// Records an accepted request on its span (and in the metrics).
-pub(crate) fn accepted(span: &Span, event: &ChatbaseEvent) {
-    observe::record(span, Outcome::Accepted, "none", Some(event.event_type()));
+pub(crate) fn accepted(recorder: &Recorder, event: &ChatbaseEvent) {
+    recorder.record(Outcome::Accepted, "none", Some(event.event_type()));
 }
 
 /// The most a rejected body is drained to, in bytes, counted from its first
@@ -258,7 +257,7 @@ mod tests {
             &verifier,
             &parts,
             Body::from_stream(stream::iter(frames)),
-            &Span::none(),
+            &Recorder::new(),
         )
         .await
         .unwrap();
@@ -270,9 +269,14 @@ mod tests {
         let (verifier, parts) = signed_parts(b"{}");
         // An endless body: reading it to the end would never finish.
         let (body, pulled) = counted(100, None);
-        let rejection = verify(&verifier.with_body_limit(1000), &parts, body, &Span::none())
-            .await
-            .unwrap_err();
+        let rejection = verify(
+            &verifier.with_body_limit(1000),
+            &parts,
+            body,
+            &Recorder::new(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(rejection.reason(), "body_too_large");
         // Ten frames fit, the eleventh passes the limit. (On this
         // current-thread runtime the drain task has not run yet.)
@@ -283,9 +287,14 @@ mod tests {
     async fn stream_errors_are_400() {
         let (verifier, parts) = signed_parts(b"{}");
         let frames = stream::iter([Ok(Bytes::from_static(b"{")), Err("client went away")]);
-        let rejection = verify(&verifier, &parts, Body::from_stream(frames), &Span::none())
-            .await
-            .unwrap_err();
+        let rejection = verify(
+            &verifier,
+            &parts,
+            Body::from_stream(frames),
+            &Recorder::new(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(rejection.reason(), "read_body");
         assert_eq!(rejection.status(), 400);
     }

@@ -5,7 +5,7 @@ use std::ops::Deref;
 
 use axum_core::extract::{FromRequest, Request};
 use chatbase_core::Verifier;
-use chatbase_core::observe::{self, Outcome};
+use chatbase_core::observe::{Outcome, Recorder};
 use tracing::Instrument as _;
 
 use crate::ChatbaseRejection;
@@ -139,20 +139,22 @@ where
         {
             return Ok(Self(event));
         }
-        let span = observe::request_span();
+        let recorder = Recorder::new();
         let verifier = (state as &dyn Any)
             .downcast_ref::<Verifier>()
             .or_else(|| req.extensions().get::<Verifier>())
             .cloned();
         let Some(verifier) = verifier else {
-            observe::record(&span, Outcome::Unavailable, "missing_verifier", None);
-            return Err(span.in_scope(|| ChatbaseRejection::MissingVerifier.logged()));
+            recorder.record(Outcome::Unavailable, "missing_verifier", None);
+            return Err(recorder
+                .span()
+                .in_scope(|| ChatbaseRejection::MissingVerifier.logged()));
         };
         let (parts, body) = req.into_parts();
-        let event = verify(&verifier, &parts, body, &span)
-            .instrument(span.clone())
+        let event = verify(&verifier, &parts, body, &recorder)
+            .instrument(recorder.span().clone())
             .await?;
-        accepted(&span, &event);
+        accepted(&recorder, &event);
         Ok(Self(event))
     }
 }

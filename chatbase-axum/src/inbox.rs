@@ -56,7 +56,7 @@ use axum_core::extract::Request;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chatbase_core::Verifier;
-use chatbase_core::observe;
+use chatbase_core::observe::Recorder;
 pub use chatbase_inbox::{
     self, Accepted, Answer, DUPLICATE_HEADER, Delivery, Failure, Inbox, InboxBuilder, InboxError,
     KeyStrategy, Worker,
@@ -151,23 +151,18 @@ impl StoreInInbox {
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        let span = observe::request_span();
+        let recorder = Recorder::new();
         let (parts, body) = request.into_parts();
         let handled = async {
-            let event = match verify(&self.verifier, &parts, body, &span).await {
+            let event = match verify(&self.verifier, &parts, body, &recorder).await {
                 Ok(event) => event,
                 Err(rejection) => return rejection.into_response(),
             };
             let stored = self.inbox.accept(&event).await;
             let answered = Answer::of(&stored).answered();
-            observe::record(
-                &span,
-                answered.outcome,
-                answered.reason,
-                Some(event.event_type()),
-            );
+            recorder.record(answered.outcome, answered.reason, Some(event.event_type()));
             Stored(stored).into_response()
         };
-        handled.instrument(span.clone()).await
+        handled.instrument(recorder.span().clone()).await
     }
 }

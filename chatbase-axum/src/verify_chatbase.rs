@@ -72,14 +72,13 @@ use axum_core::extract::Request;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chatbase_core::Verifier;
-use chatbase_core::observe::{self, Answered};
+use chatbase_core::observe::{self, Answered, Recorder};
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use tracing::Span;
 use tracing::instrument::{Instrument as _, Instrumented};
 
 use crate::ChatbaseRejection;
@@ -180,17 +179,17 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let request = request.map(Body::new);
-        let span = chatbase_core::observe::request_span();
+        let recorder = Recorder::new();
         let verifying = {
-            let span = span.clone();
-            async move { verified_request(&verifier, request, &span).await }
+            let recorder = recorder.clone();
+            async move { verified_request(&verifier, request, &recorder).await }
         };
         ResponseFuture {
             state: State::Verifying {
-                verifying: Box::pin(verifying.instrument(span.clone())),
+                verifying: Box::pin(verifying.instrument(recorder.span().clone())),
             },
             service: inner,
-            span,
+            recorder,
         }
     }
 }
@@ -202,10 +201,10 @@ where
 async fn verified_request(
     verifier: &Verifier,
     request: Request,
-    span: &Span,
+    recorder: &Recorder,
 ) -> Result<Request, Response> {
     let (mut parts, body) = request.into_parts();
-    let event = verify(verifier, &parts, body, span)
+    let event = verify(verifier, &parts, body, recorder)
         .await
         .map_err(ChatbaseRejection::into_response)?;
     let body = Body::from(event.raw_body().clone());
@@ -231,7 +230,7 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         service: S,
-        span: Span,
+        recorder: Recorder,
     }
 }
 
@@ -262,8 +261,9 @@ where
                                 observe::event_type_label(event.event_type())
                             });
                         // The wrapped service runs in the request's span too.
-                        let future = this.span.in_scope(|| this.service.call(request));
-                        let future = future.instrument(this.span.clone());
+                        let span = this.recorder.span();
+                        let future = span.in_scope(|| this.service.call(request));
+                        let future = future.instrument(span.clone());
                         this.state.set(State::Calling { future, event_type });
                     }
                     Err(rejection) => return Poll::Ready(Ok(rejection)),
@@ -278,12 +278,8 @@ where
                             .get::<Answered>()
                             .copied()
                             .unwrap_or(Answered::ACCEPTED);
-                        observe::record(
-                            this.span,
-                            answered.outcome,
-                            answered.reason,
-                            Some(event_type),
-                        );
+                        this.recorder
+                            .record(answered.outcome, answered.reason, Some(event_type));
                     }
                     return Poll::Ready(response);
                 }

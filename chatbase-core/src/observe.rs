@@ -16,7 +16,7 @@
 //!
 //! | metric | type | labels | what it counts or shows |
 //! |---|---|---|---|
-//! | `chatbase_webhook_requests_total` | counter | `outcome`, `reason` | every webhook request; `outcome` is `accepted`, `rejected`, `duplicate` or `unavailable`; `reason` is [`Error::reason`] for a rejection or a failed secret lookup, `missing_verifier`, `duplicate`, `inbox_unavailable`, or `none` for an accepted request |
+//! | `chatbase_webhook_requests_total` | counter | `outcome`, `reason` | every webhook request; `outcome` is `accepted`, `rejected`, `duplicate` or `unavailable`; `reason` is [`Error::reason`] for a rejection or a failed secret lookup, `cancelled` for a request cut off before its answer (a timeout, a client gone), `missing_verifier`, `duplicate`, `inbox_unavailable`, or `none` for an accepted request |
 //! | `chatbase_webhook_events_total` | counter | `event_type` | accepted events: `leads.submit`, or `other` for types this version does not know |
 //! | `chatbase_webhook_verification_duration_seconds` | histogram | | time spent verifying a body: the secret lookup, the HMAC and the parse |
 //! | `chatbase_webhook_last_accepted_timestamp_seconds` | gauge | | when the last event was accepted, in seconds since the Unix epoch |
@@ -24,6 +24,8 @@
 //! The names and label values are stable. `chatbase-inbox` adds its own.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{Error, Lead};
 
@@ -158,6 +160,62 @@ pub fn record_error(span: &tracing::Span, error: &Error) {
     record(span, Outcome::of(error), error.reason(), None);
 }
 
+/// One request's span and its one record: [`record`] at most once, and, if it
+/// is dropped unrecorded, `rejected` with the reason `cancelled`. A request is
+/// dropped so when its client goes away, or a timeout around it cuts it off
+/// (a server then answers `408 Request Timeout`): it is counted all the same.
+///
+/// Cheap to clone; the clones share the one record.
+#[derive(Debug, Clone)]
+pub struct Recorder(Arc<Record>);
+
+#[derive(Debug)]
+struct Record {
+    span: tracing::Span,
+    done: AtomicBool,
+}
+
+impl Recorder {
+    /// A recorder with a new [`request_span`].
+    pub fn new() -> Self {
+        Self(Arc::new(Record {
+            span: request_span(),
+            done: AtomicBool::new(false),
+        }))
+    }
+
+    /// The request's span: enter it, or instrument the request's future with it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.0.span
+    }
+
+    /// [`record`], unless this request was recorded already.
+    pub fn record(&self, outcome: Outcome, reason: &'static str, event_type: Option<&str>) {
+        if !self.0.done.swap(true, Ordering::AcqRel) {
+            record(&self.0.span, outcome, reason, event_type);
+        }
+    }
+
+    /// [`record_error`], unless this request was recorded already.
+    pub fn record_error(&self, error: &Error) {
+        self.record(Outcome::of(error), error.reason(), None);
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !*self.done.get_mut() {
+            record(&self.span, Outcome::Rejected, "cancelled", None);
+        }
+    }
+}
+
 #[cfg(feature = "metrics")]
 fn emit(outcome: Outcome, reason: &'static str, event_type: Option<&'static str>) {
     metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome.as_str(), "reason" => reason)
@@ -182,6 +240,24 @@ pub(crate) fn verification_took(elapsed: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorder_records_once_and_a_dropped_one_as_cancelled() {
+        let logs = crate::testing::logs::Logs::capture();
+        let recorder = Recorder::new();
+        let clone = recorder.clone();
+        recorder.record(Outcome::Accepted, "none", Some("leads.submit"));
+        clone.record_error(&Error::SignatureMismatch);
+        drop((recorder, clone));
+        let cancelled = Recorder::new();
+        let _entered = cancelled.span().clone().entered();
+        drop(cancelled);
+        // The span outlives the recorder here: its fields now say cancelled.
+        tracing::warn!("after the drop");
+        let logged = logs.all();
+        assert!(logged.contains("outcome=\"rejected\""), "{logged}");
+        assert!(logged.contains("reason=\"cancelled\""), "{logged}");
+    }
 
     #[test]
     fn outcomes_and_labels_are_fixed_strings() {

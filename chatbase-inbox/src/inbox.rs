@@ -21,6 +21,8 @@ pub const DEFAULT_BODY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_KEY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most writes one group commit holds, by default.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// How long an accept may wait for its commit, by default: 5 seconds.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The durable inbox. Cheap to clone: clones share one store and one writer.
 ///
@@ -44,6 +46,8 @@ pub(crate) struct Inner {
     keys: KeyStrategy,
     body_retention: Duration,
     key_retention: Duration,
+    /// How long an accept waits in all, queue and batch.
+    write_timeout: Duration,
 }
 
 impl Inbox {
@@ -94,7 +98,14 @@ impl Inbox {
             event_type: event.event_type().to_owned(),
             body: event.raw_body().clone(),
         };
-        let result = match self.write(Write::Insert(row)).await {
+        // Bounded from here, not only once the batch starts: a delivery queued
+        // behind a batch that waits for an unreachable database must not wait
+        // for two.
+        let written =
+            tokio::time::timeout(self.inner.write_timeout, self.write(Write::Insert(row)))
+                .await
+                .unwrap_or(Err(InboxError::Timeout));
+        let result = match written {
             Ok(Written::Accepted(accepted)) => Ok(accepted),
             Ok(Written::Finished(_)) => Err(InboxError::Closed),
             Err(error) => Err(error),
@@ -382,7 +393,7 @@ impl InboxBuilder {
             batch: BatchOptions {
                 max_rows: DEFAULT_BATCH_SIZE,
                 max_wait: Duration::ZERO,
-                write_timeout: Duration::from_secs(10),
+                write_timeout: DEFAULT_WRITE_TIMEOUT,
             },
             store: StoreOptions {
                 max_connections: 0,
@@ -448,8 +459,13 @@ impl InboxBuilder {
         self
     }
 
-    /// How long a batch may take before its waiters get
-    /// [`InboxError::Timeout`], default 10 s.
+    /// How long an [`accept`](Inbox::accept) may wait in all, in the queue and
+    /// in its batch, before it gets [`InboxError::Timeout`] (and so its sender
+    /// a 503 to retry): default 5 s, so that it is answered well within a
+    /// receiver's request timeout even when the database is unreachable. A
+    /// batch that takes longer is abandoned too, and nothing of it is
+    /// committed; a delivery whose accept timed out while its batch committed
+    /// is a duplicate when it is sent again.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.batch.write_timeout = timeout;
         self
@@ -522,6 +538,7 @@ impl InboxBuilder {
                 keys: self.keys,
                 body_retention: self.body_retention,
                 key_retention: self.key_retention,
+                write_timeout: self.batch.write_timeout,
             }),
         })
     }

@@ -28,7 +28,8 @@ pub use delivery::{
 pub use error::InboxError;
 pub use failure::Failure;
 pub use inbox::{
-    DEFAULT_BATCH_SIZE, DEFAULT_BODY_RETENTION, DEFAULT_KEY_RETENTION, Inbox, InboxBuilder,
+    DEFAULT_BATCH_SIZE, DEFAULT_BODY_RETENTION, DEFAULT_KEY_RETENTION, DEFAULT_WRITE_TIMEOUT,
+    Inbox, InboxBuilder,
 };
 pub use key::KeyStrategy;
 pub use observe::METRIC_NAMES;

@@ -15,10 +15,11 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// The example packages and their binaries.
-pub const EXAMPLES: [&str; 5] = [
+pub const EXAMPLES: [&str; 6] = [
     "example-axum",
     "example-actix",
     "example-inbox",
+    "example-many-bots",
     "axum-receiver",
     "actix-receiver",
 ];

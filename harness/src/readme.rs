@@ -129,6 +129,7 @@ mod tests {
                 "example-axum" => "axum",
                 "example-actix" => "actix",
                 "example-inbox" => "inbox",
+                "example-many-bots" => "many-bots",
                 other => other,
             };
             let source = crate::examples::workspace_root()
