@@ -1,6 +1,7 @@
 //! The example binaries, built and run as child processes, as a user runs them.
 //!
-//! [`binary`] builds every example crate once per process (`cargo build` of the
+//! [`binary`] builds every example crate (and the `chatbase` command) once per
+//! process (`cargo build` of the
 //! example packages, in the profile and target directory this program was built
 //! in) and returns the path of one; [`Running::start`] starts it on a free port
 //! and reads its standard output line by line.
@@ -74,7 +75,8 @@ fn build_examples() -> Result<PathBuf, String> {
     if profile == "release" {
         command.arg("--release");
     }
-    for package in EXAMPLES {
+    // The examples, and the `chatbase` command the tests drive them with.
+    for package in EXAMPLES.iter().chain(&["chatbase-cli"]) {
         command.args(["--package", package]);
     }
     let status = command

@@ -23,12 +23,14 @@
     unreachable_pub
 )]
 
+mod cli;
 mod conformance;
 mod contract;
 mod demo;
 mod inbox_example;
 mod inbox_kill;
 mod inbox_postgres;
+mod many_bots;
 mod metrics;
 mod short_examples;
 mod shutdown;
