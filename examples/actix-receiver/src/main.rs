@@ -27,24 +27,19 @@
 //! [`process`] for each stored delivery, retrying it on failure: put your work
 //! there.
 //!
-//! Against slow or hostile clients: 10 s to send the request head (408), 10 s
-//! for the rest of the request (408), heads of at most 128 KiB (431, actix-http's
-//! fixed limit), bodies of at most 1 MiB (413, the verifier's limit). actix-web times out only the head of a connection's first
-//! request, so this receiver serves one request per connection. Ctrl-C or
-//! `SIGTERM` stop it gracefully: no new connections, and up to 30 s for the
-//! requests in flight.
+//! Against slow or hostile clients: 10 s to send each request head (the idle
+//! time before it included), 10 s for the rest of the request (408 after it),
+//! heads of at most 128 KiB (431, actix-http's fixed limit), bodies of at most
+//! 1 MiB (413, the verifier's limit), on kept-alive connections (see
+//! `server.rs`: actix-web's own head timer covers only a connection's first
+//! request). Ctrl-C or `SIGTERM` stop it gracefully: no new connections, and up
+//! to 30 s for the requests in flight.
 
-use std::fmt;
 use std::io::IsTerminal as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{KeepAlive, StatusCode};
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpResponse, web};
 use chatbase_actix::chatbase_core::observe;
 use chatbase_actix::inbox::{Delivery, Failure, Inbox, Stored};
 use chatbase_actix::{ChatbaseEvent, Event, Verifier, VerifyChatbase, method_not_allowed};
@@ -52,20 +47,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-/// How long a client may take to send the request head: then 408.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a request may take once its head has arrived, body included: then
-/// 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to keep reading what a client still sends after an early answer
-/// (a 413), so that it receives the answer.
-const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+mod server;
+
 /// The buckets of the verification-time histogram, in seconds.
 const VERIFICATION_BUCKETS: [f64; 11] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
 ];
-/// How long a graceful shutdown waits for the requests in flight.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The handler of both routes: it only ever sees verified events.
 async fn webhook(event: ChatbaseEvent) -> HttpResponse {
@@ -124,39 +111,6 @@ where
     web::resource("/webhook")
         .route(web::post().to(handler))
         .default_service(web::to(method_not_allowed))
-}
-
-/// Answers 408 and closes the connection when a request takes longer than
-/// [`REQUEST_TIMEOUT`], reading the body included: actix-web has no body
-/// timeout of its own.
-async fn request_timeout(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    match actix_web::rt::time::timeout(REQUEST_TIMEOUT, next.call(request)).await {
-        Ok(response) => response,
-        Err(_elapsed) => Err(RequestTimedOut.into()),
-    }
-}
-
-/// A request took longer than [`REQUEST_TIMEOUT`].
-#[derive(Debug)]
-struct RequestTimedOut;
-
-impl fmt::Display for RequestTimedOut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the request was not complete in time")
-    }
-}
-
-impl ResponseError for RequestTimedOut {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::REQUEST_TIMEOUT
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::RequestTimeout().force_close().finish()
-    }
 }
 
 #[actix_web::main]
@@ -218,11 +172,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
     let data = web::Data::new(verifier.clone());
     let app_inbox = inbox.clone();
-    HttpServer::new(move || {
-        let app = App::new()
-            // Outermost: bounds the whole request, body reading included.
-            .wrap(from_fn(request_timeout))
-            .app_data(data.clone());
+    server::server(listener, server::TIMEOUTS, shutdown.stopped(), move || {
+        let app = App::new().app_data(data.clone());
         let scoped = web::scope("/scoped").wrap(VerifyChatbase::new(verifier.clone()));
         match &app_inbox {
             None => app
@@ -233,19 +184,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .service(webhook_resource(chatbase_actix::inbox::store))
                 .service(scoped.service(webhook_resource(store_event))),
         }
-    })
-    // actix-web times out only the head of a connection's first request: a
-    // kept-alive connection could be held by a second head sent a byte at a
-    // time. One request per connection closes that hole.
-    .keep_alive(KeepAlive::Disabled)
-    .client_request_timeout(HEADER_READ_TIMEOUT)
-    .client_disconnect_timeout(DISCONNECT_TIMEOUT)
-    // On Ctrl-C or SIGTERM: stop accepting, then wait this long for the
-    // requests in flight (actix-web's own Ctrl-C handling would not wait).
-    .shutdown_signal(shutdown.stopped())
-    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-    .listen(listener)?
-    .run()
+    })?
     .await?;
     if let Some(worker) = worker {
         // The worker finishes or releases what it holds.

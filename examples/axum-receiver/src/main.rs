@@ -36,38 +36,24 @@
 use std::io::{self, IsTerminal as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::post;
 use chatbase_axum::chatbase_core::observe;
 use chatbase_axum::inbox::{Delivery, Failure, Inbox, StoreInInbox, Stored};
 use chatbase_axum::{ChatbaseEvent, Event, Verifier, VerifyChatbaseLayer};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::timeout::TimeoutLayer;
 use tracing_subscriber::EnvFilter;
 
-/// How long a client may take to send a request head, and may sit idle before
-/// one: then the connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a request may take once its head has arrived, body included: then
-/// `408 Request Timeout`.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest request head read (431 past it, or past 100 headers).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+mod server;
+
 /// The buckets of the verification-time histogram, in seconds.
 const VERIFICATION_BUCKETS: [f64; 11] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
 ];
-/// How long a graceful shutdown waits for the requests in flight.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The handler of both routes without an inbox: it only ever sees verified
 /// events.
@@ -114,8 +100,9 @@ async fn process(delivery: Delivery) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Both routes: the handlers log each event, or store it in `inbox`.
 fn app(verifier: Verifier, inbox: Option<Inbox>) -> Router {
-    let routes = match inbox {
+    match inbox {
         None => {
             let scoped = Router::new()
                 .route("/webhook", post(webhook))
@@ -134,13 +121,7 @@ fn app(verifier: Verifier, inbox: Option<Inbox>) -> Router {
                 .route_service("/webhook", StoreInInbox::new(verifier, inbox))
                 .nest("/scoped", scoped)
         }
-    };
-    routes
-        // Outermost: bounds the whole request, body reading included.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+    }
 }
 
 #[tokio::main]
@@ -198,7 +179,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let stop = stop.clone();
         tokio::spawn(worker.run(async move { stop.stopped().await }))
     });
-    serve(listener, app(verifier, inbox.clone()), stop.stopped()).await;
+    server::serve(
+        listener,
+        app(verifier, inbox.clone()),
+        server::TIMEOUTS,
+        stop.stopped(),
+    )
+    .await?;
     if let Some(worker) = worker {
         // The worker finishes or releases what it holds.
         let _ = worker.await;
@@ -252,47 +239,4 @@ fn shutdown_signal() -> io::Result<Stop> {
         let _ = sender.send(true);
     });
     Ok(Stop(receiver))
-}
-
-/// Serves `app` over HTTP/1.1 until `shutdown`, then stops accepting, closes
-/// idle connections and waits up to [`SHUTDOWN_TIMEOUT`] for the rest.
-///
-/// Served with hyper directly rather than `axum::serve`, for the header read
-/// timeout and the head size limit that `axum::serve` does not set.
-async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    // Out of file descriptors, say: pause rather than spin.
-                    tracing::warn!(%error, "accept failed; retrying in 100 ms");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection closed with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("shut down"),
-        () = tokio::time::sleep(SHUTDOWN_TIMEOUT) => {
-            tracing::warn!("requests still in flight after {SHUTDOWN_TIMEOUT:?}: dropping them");
-        }
-    }
 }

@@ -52,7 +52,8 @@ async fn webhook(ev: ChatbaseEvent) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().init();
 
-    let url = std::env::var("CHATBOTS_DB").unwrap_or_else(|_| "sqlite://chatbots.db?mode=rwc".into());
+    let url =
+        std::env::var("CHATBOTS_DB").unwrap_or_else(|_| "sqlite://chatbots.db?mode=rwc".into());
     let pool = SqlitePool::connect(&url).await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS chatbots (id TEXT PRIMARY KEY, secret TEXT NOT NULL, previous_secret TEXT)",

@@ -25,7 +25,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let server = if default {
         harness::baseline::actix_default(listener)?
     } else {
-        harness::baseline::actix_like_receiver(listener)?
+        harness::baseline::actix_like_receiver(listener, harness::shutdown_signal()?)?
     };
     server.await?;
     Ok(())

@@ -26,7 +26,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if default {
         harness::baseline::axum_default(listener, shutdown).await?;
     } else {
-        harness::baseline::axum_like_receiver(listener, shutdown).await;
+        harness::baseline::axum_like_receiver(listener, shutdown).await?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Slow and hostile clients, on raw sockets, against the reference receivers'
-//! default limits: 10 s for a request head, 10 s for the rest of a request,
-//! 1 MiB bodies, 64 KiB (axum) or 128 KiB (actix-web) heads.
+//! default limits: 10 s for each request head (idle time before it included,
+//! on kept-alive connections too), 10 s for the rest of a request, 1 MiB
+//! bodies, 64 KiB (axum) or 128 KiB (actix-web) heads.
 //!
 //! The timeouts are not shortened and not measured: each case only checks
 //! that the server answers or disconnects at all (within `PATIENCE`). Every
@@ -10,10 +11,10 @@
 use std::time::Duration;
 
 use chatbase_core::{DEFAULT_BODY_LIMIT, sign};
-use harness::send::{self, Outgoing};
+use harness::send;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::support::{Reference, Server, lead, post_head, secret, signed_post};
+use crate::support::{Connection, Reference, Server, lead, post_head, secret, signed_post};
 
 /// A signature of the right shape, for requests that never get as far as
 /// checking it.
@@ -83,11 +84,8 @@ async fn disconnected_after(server: &Server, sent: &str) {
     );
 }
 
-/// On the axum receiver a connection is kept alive after a request; then
-/// left idle, or used for a head that never ends, it is closed too: the head
-/// timeout runs again for every request.
-async fn kept_alive_then(server: &Server, second: &str) {
-    let context = format!("{} after {second:?}", server.name());
+/// A connection that has served one request: the answer kept it alive.
+async fn kept_alive(server: &Server, context: &str) -> Connection {
     let mut connection = server.connect().await;
     let request = signed_post("/webhook", &lead(&send::new_conversation_id()));
     connection.write(&request).await.unwrap();
@@ -95,7 +93,14 @@ async fn kept_alive_then(server: &Server, second: &str) {
     assert_eq!(response.status, 200, "{context}: {response:?}");
     assert_eq!(response.body, b"OK", "{context}");
     assert_ne!(response.header("connection"), Some("close"), "{context}");
+    connection
+}
 
+/// A kept-alive connection then left idle, or sent a head that never ends, is
+/// closed too: the head deadline runs again for every request.
+async fn kept_alive_then(server: &Server, second: &str) {
+    let context = format!("{} kept alive, then {second:?}", server.name());
+    let mut connection = kept_alive(server, &context).await;
     connection.write(second.as_bytes()).await.unwrap();
     let received = connection.until_closed().await;
     assert!(
@@ -105,9 +110,43 @@ async fn kept_alive_then(server: &Server, second: &str) {
     );
 }
 
-/// A stalled and a trickled body get 408 on both routes; a silent connection
-/// and a slow head are disconnected; on the axum receiver, so is a kept-alive
-/// connection left idle or sent a head that never ends.
+/// A request head sent a byte every 50 ms, for ever (a header that never
+/// ends: 200 bytes per 10 s is far below the head size limit): the server
+/// closes the connection at its head deadline although bytes keep coming. On
+/// a new connection (the first head), or on one kept alive after a request
+/// (a later head: actix-web's own timer would miss it).
+async fn trickled_head(server: &Server, after_a_request: bool) {
+    let context = format!(
+        "{} trickled {} head",
+        server.name(),
+        if after_a_request { "second" } else { "first" }
+    );
+    let mut connection = if after_a_request {
+        kept_alive(server, &context).await
+    } else {
+        server.connect().await
+    };
+    let mut writer = connection.take_writer();
+    let trickle = tokio::spawn(async move {
+        let head = "POST /webhook HTTP/1.1\r\nhost: localhost\r\nx-trickle: ";
+        for byte in head.bytes().chain(std::iter::repeat(b'a')) {
+            writer.write_all(&[byte]).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        std::io::Result::Ok(())
+    });
+    let received = connection.until_closed().await;
+    assert!(
+        nothing_or_408(&received),
+        "{context}: {}",
+        String::from_utf8_lossy(&received)
+    );
+    trickle.abort();
+}
+
+/// Stalled and trickled bodies get 408 on both routes; a silent connection, a
+/// slow head and a head trickled a byte at a time are disconnected, on a new
+/// connection or on one kept alive after a request, by both receivers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_by_the_default_timeouts() {
     let (axum, actix) = both().await;
@@ -127,48 +166,40 @@ async fn slow_clients_are_cut_off_by_the_default_timeouts() {
         disconnected_after(&actix, partial_head),
         kept_alive_then(&axum, ""),
         kept_alive_then(&axum, partial_head),
+        kept_alive_then(&actix, ""),
+        kept_alive_then(&actix, partial_head),
+        trickled_head(&axum, false),
+        trickled_head(&axum, true),
+        trickled_head(&actix, false),
+        trickled_head(&actix, true),
     );
 }
 
-/// actix-web times out only a connection's first head, so its receiver serves
-/// one request per connection: the connection is closed after the first
-/// response, and a second request on it is never served.
+/// Both receivers keep connections alive: requests sent one after another on
+/// one connection are all served, and each is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn actix_receiver_serves_one_request_per_connection() {
-    let mut actix = Server::reference(Reference::Actix).await;
-    let mut connection = actix.connect().await;
-    let first = send::new_conversation_id();
-    connection
-        .write(&signed_post("/webhook", &lead(&first)))
-        .await
-        .unwrap();
-    let response = connection.response().await;
-    assert_eq!(response.status, 200, "{response:?}");
-    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
-    let delivery = actix.next_delivery("first request").await;
-    assert_eq!(delivery.conversation_id.as_deref(), Some(first.as_str()));
-
-    // The server may have closed already: then this write may fail.
-    let second = send::new_conversation_id();
-    let _ = connection
-        .write(&signed_post("/webhook", &lead(&second)))
-        .await;
-    let received = connection.until_closed().await;
-    assert!(
-        received.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&received)
-    );
-
-    // The next delivery logged is a later request's, not the second one's.
-    let later = send::new_conversation_id();
-    let reply = actix
-        .send("/webhook", &Outgoing::signed(&secret(), lead(&later)))
-        .await;
-    assert_eq!(reply.status(), 200);
-    let delivery = actix.next_delivery("later request").await;
-    assert_eq!(delivery.conversation_id.as_deref(), Some(later.as_str()));
-    assert!(!actix.log().contains(&second));
+async fn connections_are_kept_alive() {
+    for reference in Reference::BOTH {
+        let mut server = Server::reference(reference).await;
+        let mut connection = server.connect().await;
+        for route in crate::support::ROUTES.iter().cycle().take(4) {
+            let context = format!("{} {route}", reference.binary());
+            let conversation_id = send::new_conversation_id();
+            connection
+                .write(&signed_post(route, &lead(&conversation_id)))
+                .await
+                .unwrap();
+            let response = connection.response().await;
+            assert_eq!(response.status, 200, "{context}: {response:?}");
+            assert_ne!(response.header("connection"), Some("close"), "{context}");
+            let delivery = server.next_delivery(&context).await;
+            assert_eq!(
+                delivery.conversation_id.as_deref(),
+                Some(conversation_id.as_str()),
+                "{context}"
+            );
+        }
+    }
 }
 
 /// A request head over the limit is answered 431; a large one under it is
