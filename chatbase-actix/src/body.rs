@@ -3,7 +3,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
-use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
+use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, HeaderName};
 use chatbase_core::observe::{Outcome, Recorder};
 use chatbase_core::{ChatbaseEvent, Error, SIGNATURE_HEADER, Verification, Verifier};
 use futures_util::StreamExt as _;
@@ -31,11 +31,15 @@ pub(crate) fn accepted(recorder: &Recorder, event: &ChatbaseEvent) {
     recorder.record(Outcome::Accepted, "none", Some(event.event_type()));
 }
 
+/// [`SIGNATURE_HEADER`] as a header name, so that looking it up does not parse
+/// the name again for every request.
+const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
+
 /// Step 1 of the core's flow, before any byte of the body is read: the
 /// signature headers, then the announced `Content-Length`.
 pub(crate) fn head(verifier: &Verifier, headers: &HeaderMap) -> Result<Verification, Error> {
     let signatures = headers
-        .get_all(SIGNATURE_HEADER)
+        .get_all(&SIGNATURE)
         .map(|value| value.as_bytes());
     // actix-http refuses a malformed `Content-Length` itself; one that still
     // does not parse here is ignored, and the limit is enforced while reading.

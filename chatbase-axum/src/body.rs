@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 
 use crate::ChatbaseRejection;
 
+/// [`SIGNATURE_HEADER`] as a header name, so that looking it up does not parse
+/// the name again for every request.
+const SIGNATURE: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
+
 /// Verifies a request and parses its body, in chatbase-core's order: the head
 /// (signature header, announced length) before any of the body is read, then
 /// the body frame by frame into the verification (which stops it at the limit),
@@ -45,7 +49,7 @@ async fn read_and_verify(
 ) -> Result<ChatbaseEvent, Error> {
     let signatures = parts
         .headers
-        .get_all(SIGNATURE_HEADER)
+        .get_all(&SIGNATURE)
         .iter()
         .map(HeaderValue::as_bytes);
     // hyper announces a `Content-Length` as the body's size hint.

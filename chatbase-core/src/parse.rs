@@ -46,10 +46,21 @@ struct Envelope {
 }
 
 fn parse_slice(body: &[u8]) -> serde_json::Result<Envelope> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let envelope = deserializer.deserialize_map(EnvelopeVisitor { base: body })?;
-    deserializer.end()?;
-    Ok(envelope)
+    let visitor = EnvelopeVisitor { base: body };
+    // Checked as UTF-8 once, as a whole: then serde_json does not check each
+    // string again. A body that is not UTF-8 gets serde_json's error, with its
+    // position.
+    if let Ok(text) = std::str::from_utf8(body) {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let envelope = deserializer.deserialize_map(visitor)?;
+        deserializer.end()?;
+        Ok(envelope)
+    } else {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let envelope = deserializer.deserialize_map(visitor)?;
+        deserializer.end()?;
+        Ok(envelope)
+    }
 }
 
 /// The top-level keys of an event. Shared with the chatbot-id scan, so that

@@ -9,6 +9,9 @@
 //! - [`axum_default`] and [`actix_default`] are what a user writes with each
 //!   framework's defaults: the bar the receivers are held to. Next to the
 //!   former, they show what the receivers' slow-client guards cost.
+//! - [`axum_inbox_per_request`] is the axum receiver's inbox route committing
+//!   each delivery alone: what the inbox's group commit is measured against
+//!   (it verifies, as the receivers do).
 
 use std::io;
 use std::net::TcpListener as StdListener;
@@ -18,6 +21,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
+use chatbase_axum::Verifier;
+use chatbase_axum::inbox::{Delivery, Failure, Inbox, StoreInInbox};
 use tokio::net::TcpListener;
 
 /// The axum receiver's server (`examples/axum-receiver/src/server.rs`).
@@ -52,6 +57,36 @@ pub async fn axum_like_receiver(
 ) -> io::Result<()> {
     let app = Router::new().route("/webhook", post(unverified_axum));
     axum_receiver_server::serve(listener, app, axum_receiver_server::TIMEOUTS, shutdown).await
+}
+
+/// The axum receiver's inbox route (`POST /webhook`: [`StoreInInbox`]) on its
+/// server, storing into `inbox` as it was opened (the benchmark opens it with
+/// `batch_size(1)`), with a worker that processes each delivery by doing
+/// nothing; serves until `shutdown`, then stops the worker and closes the inbox.
+///
+/// # Errors
+///
+/// If serving fails.
+pub async fn axum_inbox_per_request(
+    listener: TcpListener,
+    verifier: Verifier,
+    inbox: Inbox,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    async fn nothing(_delivery: Delivery) -> Result<(), Failure> {
+        Ok(())
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(inbox.worker(nothing).run(async move {
+        let _ = stopped.await;
+    }));
+    let app = Router::new().route_service("/webhook", StoreInInbox::new(verifier, inbox.clone()));
+    let served =
+        axum_receiver_server::serve(listener, app, axum_receiver_server::TIMEOUTS, shutdown).await;
+    let _ = stop.send(());
+    let _ = worker.await;
+    inbox.close().await;
+    served
 }
 
 /// `axum::serve` with its defaults and an unverified `POST /webhook`.

@@ -40,19 +40,12 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
 
 use actix_web::{App, HttpResponse, web};
-use chatbase_actix::chatbase_core::observe;
 use chatbase_actix::inbox::{Delivery, Failure, Inbox, Stored};
 use chatbase_actix::{ChatbaseEvent, Event, Verifier, VerifyChatbase, method_not_allowed};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 mod server;
-
-/// The buckets of the verification-time histogram, in seconds.
-const VERIFICATION_BUCKETS: [f64; 11] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
-];
 
 /// The handler of both routes: it only ever sees verified events.
 async fn webhook(event: ChatbaseEvent) -> HttpResponse {
@@ -143,16 +136,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     if let Some(port) = port_from_env("METRICS_PORT")? {
-        // The verification time as a histogram (buckets from 10 µs to 50 ms),
-        // so that dashboards can take quantiles over instances.
-        let verification = Matcher::Full(observe::VERIFICATION_SECONDS.to_owned());
-        PrometheusBuilder::new()
-            .with_http_listener((Ipv4Addr::LOCALHOST, port))
-            .set_buckets_for_metric(verification, &VERIFICATION_BUCKETS)?
-            .install()
-            .map_err(|error| {
-                format!("cannot serve metrics on port {port} (METRICS_PORT): {error}")
-            })?;
+        serve_metrics(port)?;
     }
     let inbox = match std::env::var("CHATBASE_INBOX") {
         Ok(url) if !url.is_empty() => {
@@ -195,6 +179,40 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Serves Prometheus metrics on `127.0.0.1:$port/metrics`: the webhook
+/// requests' (chatbase-core's `observe`) and the inbox's.
+#[cfg(feature = "metrics")]
+fn serve_metrics(port: u16) -> Result<(), Box<dyn std::error::Error>> {
+    use chatbase_actix::chatbase_core::observe;
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    /// The buckets of the verification-time histogram, in seconds.
+    const VERIFICATION_BUCKETS: [f64; 11] = [
+        0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+        0.05,
+    ];
+
+    // The verification time as a histogram (buckets from 10 µs to 50 ms),
+    // so that dashboards can take quantiles over instances.
+    let verification = Matcher::Full(observe::VERIFICATION_SECONDS.to_owned());
+    PrometheusBuilder::new()
+        .with_http_listener((Ipv4Addr::LOCALHOST, port))
+        .set_buckets_for_metric(verification, &VERIFICATION_BUCKETS)?
+        .install()
+        .map_err(|error| format!("cannot serve metrics on port {port} (METRICS_PORT): {error}"))?;
+    Ok(())
+}
+
+/// Built without the `metrics` feature (only the load benchmark's metrics-off
+/// build is): nothing to serve.
+#[cfg(not(feature = "metrics"))]
+fn serve_metrics(port: u16) -> Result<(), Box<dyn std::error::Error>> {
+    Err(
+        format!("METRICS_PORT is {port}, but this build has no metrics (cargo feature `metrics`)")
+            .into(),
+    )
 }
 
 /// Ctrl-C or `SIGTERM`, seen by every part that stops on it (the server and
