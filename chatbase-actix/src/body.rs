@@ -38,9 +38,7 @@ const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
 /// Step 1 of the core's flow, before any byte of the body is read: the
 /// signature headers, then the announced `Content-Length`.
 pub(crate) fn head(verifier: &Verifier, headers: &HeaderMap) -> Result<Verification, Error> {
-    let signatures = headers
-        .get_all(&SIGNATURE)
-        .map(|value| value.as_bytes());
+    let signatures = headers.get_all(&SIGNATURE).map(|value| value.as_bytes());
     // actix-http refuses a malformed `Content-Length` itself; one that still
     // does not parse here is ignored, and the limit is enforced while reading.
     let content_length = headers

@@ -120,7 +120,7 @@ impl<H: Handler> Worker<H> {
             inbox,
             handler: Arc::new(handler),
             config: Config {
-                concurrency: 4,
+                concurrency: 16,
                 max_attempts: 10,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(600),
@@ -132,7 +132,9 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// How many deliveries this worker processes at once, default 4.
+    /// How many deliveries this worker processes at once, default 16. The
+    /// worker claims deliveries for half of these slots at least at a time, so
+    /// that a claim (a write transaction) is shared by several deliveries.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.concurrency = n.max(1);
         self
@@ -203,6 +205,7 @@ impl<H: Handler> Worker<H> {
         let mut next_retention = (!config.retention_interval.is_zero()).then(Instant::now);
         let notify = self.inbox.stored_notify().clone();
         let mut gauges = Gauges::new(config.poll_interval);
+        let mut next_expired = Instant::now();
         crate::observe::worker_started();
         tokio::pin!(shutdown);
 
@@ -225,13 +228,22 @@ impl<H: Handler> Worker<H> {
                 next_retention = Some(Instant::now() + config.retention_interval);
             }
 
+            // Claims for half the slots at least (or when idle): each claim is
+            // a write transaction, so claiming a slot at a time as handlers
+            // finish would cost one per delivery.
             let free = config.concurrency.saturating_sub(tasks.len());
-            if free > 0 {
+            let wants = free > 0 && (tasks.is_empty() || free * 2 >= config.concurrency);
+            if wants {
                 let limit = u32::try_from(free).unwrap_or(u32::MAX);
+                // Expired leases are looked for once per poll interval.
+                let expired = Instant::now() >= next_expired;
+                if expired {
+                    next_expired = Instant::now() + config.poll_interval;
+                }
                 match self
                     .inbox
                     .store()
-                    .claim(limit, config.lease, config.max_attempts)
+                    .claim(limit, config.lease, config.max_attempts, expired)
                     .await
                 {
                     Ok(claimed) => {
@@ -253,7 +265,6 @@ impl<H: Handler> Worker<H> {
                 }
             }
 
-            let full = tasks.len() >= config.concurrency;
             let retention_due = async {
                 match next_retention {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -264,8 +275,8 @@ impl<H: Handler> Worker<H> {
                 biased;
                 () = &mut shutdown => break,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => log_task_end(done),
-                () = notify.notified(), if !full => {}
-                () = tokio::time::sleep(config.poll_interval), if !full => {}
+                () = notify.notified(), if wants => {}
+                () = tokio::time::sleep(config.poll_interval), if wants => {}
                 () = retention_due => {}
                 () = gauges.due() => {}
             }

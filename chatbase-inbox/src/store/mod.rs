@@ -236,16 +236,22 @@ impl Store {
         dispatch!(self, s => s.write_batch(writes).await)
     }
 
+    /// Claims up to `limit` deliveries under a lease: pending ones whose
+    /// backoff has passed and, with `expired`, first those whose lease expired
+    /// (and declares dead those whose expired lease was their last attempt).
+    /// The worker asks for expired leases once per poll interval, not at every
+    /// claim: they are rare, and each query is work in the write transaction.
     pub(crate) async fn claim(
         &self,
         limit: u32,
         lease: Duration,
         max_attempts: u32,
+        expired: bool,
     ) -> Result<Claimed, sqlx::Error> {
         let lease = millis(lease);
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         let limit = i64::from(limit);
-        dispatch!(self, s => s.claim(limit, lease, max_attempts).await)
+        dispatch!(self, s => s.claim(limit, lease, max_attempts, expired).await)
     }
 
     pub(crate) async fn extend_lease(
@@ -362,15 +368,23 @@ mod tests {
         assert_eq!(written[1], Written::Accepted(Accepted::Duplicate));
 
         let lease = Duration::from_millis(20);
-        let first = store.claim(1, lease, 5).await.unwrap().rows;
+        let first = store.claim(1, lease, 5, true).await.unwrap().rows;
         assert_eq!(first.len(), 1);
         let old = first[0].lease_token;
         assert!(
-            store.claim(1, lease, 5).await.unwrap().rows.is_empty(),
+            store
+                .claim(1, lease, 5, true)
+                .await
+                .unwrap()
+                .rows
+                .is_empty(),
             "leased"
         );
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let second = store.claim(1, Duration::from_secs(60), 5).await.unwrap();
+        let second = store
+            .claim(1, Duration::from_secs(60), 5, true)
+            .await
+            .unwrap();
         assert_eq!((second.reclaimed, second.swept_dead), (1, 0));
         let second = second.rows;
         assert_eq!((second[0].id, second[0].attempts), (id, 2));
@@ -424,7 +438,10 @@ mod tests {
             .write_batch(&[Write::Insert(row("k2"))])
             .await
             .unwrap();
-        let claimed = store.claim(1, Duration::from_millis(20), 1).await.unwrap();
+        let claimed = store
+            .claim(1, Duration::from_millis(20), 1, true)
+            .await
+            .unwrap();
         let id = claimed.rows[0].id;
         let waiting = store.waiting().await.unwrap();
         assert_eq!(waiting.count, 1);
@@ -433,7 +450,10 @@ mod tests {
             "{waiting:?}"
         );
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let after = store.claim(1, Duration::from_secs(60), 1).await.unwrap();
+        let after = store
+            .claim(1, Duration::from_secs(60), 1, true)
+            .await
+            .unwrap();
         assert!(after.rows.is_empty());
         assert_eq!((after.reclaimed, after.swept_dead), (0, 1));
         let waiting = store.waiting().await.unwrap();

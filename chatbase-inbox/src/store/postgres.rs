@@ -4,7 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease, so no two processes hold one delivery.
 //! Times come from the database's clock, which every host shares.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -38,10 +38,15 @@ const INSERT_BATCH: &str = concat!(
     "ORDER BY r.k ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key"
 );
 
+/// Marks processed the deliveries of a batch, given as arrays of ids and lease
+/// tokens; a delivery whose lease token changed (it was taken over) is left
+/// alone.
 const FINISH_PROCESSED: &str = concat!(
-    "UPDATE chatbase_inbox_deliveries SET state = 'processed', locked_until = NULL, finished_at = ",
+    "UPDATE chatbase_inbox_deliveries AS d SET state = 'processed', locked_until = NULL, ",
+    "finished_at = ",
     now!(),
-    " WHERE id = $1 AND lease_token = $2 AND state = 'processing'"
+    " FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS f(id, token) ",
+    "WHERE d.id = f.id AND d.lease_token = f.token AND d.state = 'processing' RETURNING d.id"
 );
 
 const FINISH_RETRY: &str = concat!(
@@ -241,9 +246,28 @@ impl PgStore {
             stored = rows.into_iter().map(|(id, key)| (key, id)).collect();
         }
         let mut finished = HashMap::new();
-        for (index, id, lease_token, outcome) in finishes {
+        // Processed deliveries, the common outcome, in one statement; the
+        // others one by one.
+        let (processed, others): (Vec<_>, Vec<_>) = finishes
+            .into_iter()
+            .partition(|(_, _, _, outcome)| matches!(outcome, Outcome::Processed));
+        if !processed.is_empty() {
+            let ids: Vec<i64> = processed.iter().map(|(_, id, _, _)| *id).collect();
+            let tokens: Vec<i64> = processed.iter().map(|(_, _, token, _)| *token).collect();
+            let done: HashSet<i64> = sqlx::query_scalar(FINISH_PROCESSED)
+                .bind(&ids)
+                .bind(&tokens)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            for (index, id, _, _) in &processed {
+                finished.insert(*index, done.contains(id));
+            }
+        }
+        for (index, id, lease_token, outcome) in others {
             let query = match outcome {
-                Outcome::Processed => sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token),
+                Outcome::Processed => continue,
                 Outcome::Retry { delay, error } => sqlx::query(FINISH_RETRY)
                     .bind(id)
                     .bind(lease_token)
@@ -287,18 +311,23 @@ impl PgStore {
         limit: i64,
         lease_ms: i64,
         max_attempts: i32,
+        expired: bool,
     ) -> Result<Claimed, sqlx::Error> {
-        let swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
-            .bind(max_attempts)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let mut rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM_EXPIRED)
-            .bind(lease_ms)
-            .bind(max_attempts)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut swept_dead = 0;
+        let mut rows: Vec<ClaimedRow> = Vec::new();
+        if expired {
+            swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
+                .bind(max_attempts)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            rows = sqlx::query_as(CLAIM_EXPIRED)
+                .bind(lease_ms)
+                .bind(max_attempts)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        }
         let reclaimed = rows.len() as u64;
         let left = limit - rows.len() as i64;
         if left > 0 {

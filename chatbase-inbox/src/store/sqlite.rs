@@ -4,7 +4,7 @@
 //! other processes on the same file wait through the busy timeout. A claim is
 //! an `UPDATE ... RETURNING` in a short `BEGIN IMMEDIATE` transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
@@ -27,9 +27,10 @@ macro_rules! now {
     };
 }
 
-/// Batches are inserted in chunks of these sizes (largest first), so that a
-/// few fixed statements, prepared once, store any batch in few round trips.
-const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// Batches are written in chunks of these sizes (largest first), so that a
+/// few fixed statements, prepared once, write any batch in few round trips
+/// (each is a message to the connection's thread and back).
+const INSERT_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING` for each
 /// chunk size. A key already stored, or earlier in the statement, is skipped.
@@ -53,11 +54,32 @@ fn insert_statement(rows: usize) -> &'static str {
     statements.get(index).map_or("", String::as_str)
 }
 
-const FINISH_PROCESSED: &str = concat!(
-    "UPDATE chatbase_inbox_deliveries SET state = 'processed', locked_until = NULL, finished_at = ",
-    now!(),
-    " WHERE id = ?1 AND lease_token = ?2 AND state = 'processing'"
-);
+/// `UPDATE ... FROM (VALUES (?, ?), ...) RETURNING id` marking processed the
+/// deliveries of a chunk of (id, lease token) pairs, for each chunk size; a
+/// delivery whose lease token changed (it was taken over) is left alone.
+fn finish_processed_statement(rows: usize) -> &'static str {
+    static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        INSERT_CHUNKS
+            .iter()
+            .map(|&n| {
+                format!(
+                    "UPDATE chatbase_inbox_deliveries SET state = 'processed', \
+                     locked_until = NULL, finished_at = {} \
+                     FROM (VALUES {}) AS f \
+                     WHERE chatbase_inbox_deliveries.id = f.column1 \
+                     AND chatbase_inbox_deliveries.lease_token = f.column2 \
+                     AND chatbase_inbox_deliveries.state = 'processing' \
+                     RETURNING chatbase_inbox_deliveries.id",
+                    now!(),
+                    vec!["(?, ?)"; n].join(", ")
+                )
+            })
+            .collect()
+    });
+    let index = INSERT_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
+    statements.get(index).map_or("", String::as_str)
+}
 
 const FINISH_RETRY: &str = concat!(
     "UPDATE chatbase_inbox_deliveries SET state = 'pending', locked_until = NULL, available_at = ",
@@ -99,12 +121,15 @@ const CLAIM_EXPIRED: &str = concat!(
     "RETURNING id, delivery_key, chatbot_id, event_type, body, received_at, attempts, lease_token"
 );
 
-/// Claims pending deliveries whose backoff has passed.
+/// Claims pending deliveries whose backoff has passed, oldest first. The
+/// partial index of pending deliveries is named: without statistics SQLite
+/// would pick the index on `state` and sort every pending delivery at each
+/// claim, which makes a backlog slower to drain the larger it grows.
 const CLAIM_READY: &str = concat!(
     "UPDATE chatbase_inbox_deliveries SET state = 'processing', attempts = attempts + 1, ",
     "lease_token = lease_token + 1, locked_until = ",
     now!(),
-    " + ?1 WHERE id IN (SELECT id FROM chatbase_inbox_deliveries ",
+    " + ?1 WHERE id IN (SELECT id FROM chatbase_inbox_deliveries INDEXED BY chatbase_inbox_ready ",
     "WHERE state = 'pending' AND available_at <= ",
     now!(),
     " ORDER BY available_at LIMIT ?2) ",
@@ -219,7 +244,10 @@ impl SqliteStore {
         loop {
             match migrator.run(&pool).await {
                 Ok(()) => break,
-                Err(_) if attempt < 3 => {
+                // Up to 8 tries over about 2 s: several processes (or tests)
+                // opening one new file under load may lose the race more than
+                // once.
+                Err(_) if attempt < 8 => {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
                 }
@@ -275,6 +303,34 @@ impl SqliteStore {
                 }
             }
         }
+        // Processed deliveries, the common outcome, in a few statements for
+        // the whole batch; the others one by one.
+        let processed: Vec<(i64, i64)> = writes
+            .iter()
+            .filter_map(|write| match write {
+                Write::Finish {
+                    id,
+                    lease_token,
+                    outcome: Outcome::Processed,
+                } => Some((*id, *lease_token)),
+                _ => None,
+            })
+            .collect();
+        let mut processed_ids = HashSet::new();
+        let mut rest = processed.as_slice();
+        while !rest.is_empty() {
+            let size = INSERT_CHUNKS
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let mut query = sqlx::query_scalar::<_, i64>(finish_processed_statement(chunk.len()));
+            for (id, lease_token) in chunk {
+                query = query.bind(id).bind(lease_token);
+            }
+            processed_ids.extend(query.fetch_all(&mut *tx).await?);
+        }
         let mut finished = Vec::new();
         for write in writes {
             if let Write::Finish {
@@ -284,7 +340,10 @@ impl SqliteStore {
             } = write
             {
                 let query = match outcome {
-                    Outcome::Processed => sqlx::query(FINISH_PROCESSED).bind(id).bind(lease_token),
+                    Outcome::Processed => {
+                        finished.push(processed_ids.contains(id));
+                        continue;
+                    }
                     Outcome::Retry { delay, error } => sqlx::query(FINISH_RETRY)
                         .bind(id)
                         .bind(lease_token)
@@ -321,20 +380,25 @@ impl SqliteStore {
         limit: i64,
         lease_ms: i64,
         max_attempts: i32,
+        expired: bool,
     ) -> Result<Claimed, sqlx::Error> {
         let _turn = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
-            .bind(max_attempts)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let mut rows: Vec<ClaimedRow> = sqlx::query_as(CLAIM_EXPIRED)
-            .bind(lease_ms)
-            .bind(max_attempts)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut swept_dead = 0;
+        let mut rows: Vec<ClaimedRow> = Vec::new();
+        if expired {
+            swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
+                .bind(max_attempts)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            rows = sqlx::query_as(CLAIM_EXPIRED)
+                .bind(lease_ms)
+                .bind(max_attempts)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+        }
         let reclaimed = rows.len() as u64;
         let left = limit - rows.len() as i64;
         if left > 0 {

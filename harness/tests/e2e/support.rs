@@ -542,7 +542,7 @@ pub const PROCESSED_LINE: &str = "event processed";
 
 /// How many deliveries the reference receivers' worker processes at once
 /// (chatbase-inbox's default, which they keep).
-pub const WORKER_CONCURRENCY: usize = 4;
+pub const WORKER_CONCURRENCY: usize = 16;
 
 impl Server {
     /// A reference receiver with [`SECRET`] (and [`PREVIOUS_SECRET`]) and `env`
