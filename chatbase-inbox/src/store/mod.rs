@@ -463,6 +463,75 @@ mod tests {
         assert!(record.last_error.unwrap().contains("lease expired"));
     }
 
+    /// Many deliveries finished in one batch (chunks of several sizes): each
+    /// by its own lease token, a stale token refused, the other outcomes
+    /// written beside them. Expired leases are taken over only when asked.
+    async fn a_batch_finishes_each_delivery_by_its_token(store: Store) {
+        let inserts: Vec<Write> = (0..75)
+            .map(|i| Write::Insert(row(&format!("b{i}"))))
+            .collect();
+        store.write_batch(&inserts).await.unwrap();
+        let lease = Duration::from_secs(60);
+        let claimed = store.claim(100, lease, 5, false).await.unwrap().rows;
+        assert_eq!(claimed.len(), 75);
+        // A stale token for the first, a retry for the second, the rest processed.
+        let mut finishes: Vec<Write> = claimed
+            .iter()
+            .map(|row| Write::Finish {
+                id: row.id,
+                lease_token: row.lease_token,
+                outcome: Outcome::Processed,
+            })
+            .collect();
+        finishes[0] = Write::Finish {
+            id: claimed[0].id,
+            lease_token: claimed[0].lease_token - 1,
+            outcome: Outcome::Processed,
+        };
+        finishes[1] = Write::Finish {
+            id: claimed[1].id,
+            lease_token: claimed[1].lease_token,
+            outcome: Outcome::Retry {
+                delay: Duration::ZERO,
+                error: "retry".into(),
+            },
+        };
+        finishes.push(Write::Insert(row("b-late")));
+        let written = store.write_batch(&finishes).await.unwrap();
+        assert_eq!(written[0], Written::Finished(false));
+        assert!(
+            written[1..75].iter().all(|w| *w == Written::Finished(true)),
+            "{written:?}"
+        );
+        assert!(matches!(
+            written[75],
+            Written::Accepted(Accepted::Stored { .. })
+        ));
+        let mut counts = store.stats().await.unwrap().counts;
+        counts.sort();
+        let expected = [("pending", 2), ("processed", 73), ("processing", 1)]
+            .map(|(state, n)| (state.to_owned(), n));
+        assert_eq!(counts, expected);
+
+        // A lease that expires is taken over only with `expired`.
+        let expired = store
+            .claim(1, Duration::from_millis(20), 5, false)
+            .await
+            .unwrap();
+        assert_eq!(expired.reclaimed, 0);
+        let short = expired.rows;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let without = store.claim(10, lease, 5, false).await.unwrap();
+        assert_eq!(without.reclaimed, 0, "{without:?}");
+        let with = store.claim(10, lease, 5, true).await.unwrap();
+        assert_eq!(short.len(), 1);
+        assert_eq!(with.reclaimed, 1, "{with:?}");
+        assert_eq!(
+            with.rows.first().map(|row| row.id),
+            short.first().map(|row| row.id)
+        );
+    }
+
     #[cfg(feature = "sqlite")]
     async fn sqlite_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -475,6 +544,13 @@ mod tests {
     async fn sqlite_outcomes_are_fenced_by_the_lease_token() {
         let (store, _dir) = sqlite_store().await;
         outcomes_are_fenced_by_the_lease_token(store).await;
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_a_batch_finishes_each_delivery_by_its_token() {
+        let (store, _dir) = sqlite_store().await;
+        a_batch_finishes_each_delivery_by_its_token(store).await;
     }
 
     #[cfg(feature = "sqlite")]
@@ -523,6 +599,14 @@ mod tests {
     async fn postgres_expired_last_attempt_is_dead() {
         if let Some(store) = postgres_store().await {
             expired_last_attempt_is_dead(store).await;
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_a_batch_finishes_each_delivery_by_its_token() {
+        if let Some(store) = postgres_store().await {
+            a_batch_finishes_each_delivery_by_its_token(store).await;
         }
     }
 }
