@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Criterion benches of chatbase-core, then the ratios they are judged by:
 #   (b)/(a)          verification from the hex header / the bare HMAC floor   (target <= 1.05)
-#   (c)/((a)+(d))    verify-then-parse / (HMAC floor + serde into a plain struct)  (target <= 1.15 on the sample)
+#   (c)/((a)+(d))    verify-then-parse / (HMAC floor + serde into a plain struct)  (target <= 1.00 on the sample)
+#   (f)/(c)          verify-then-parse with 10,000 chatbots' secrets in a map / one secret (target <= 1.15)
+#   (g)/(c)          the same through the cached resolver, warm / one secret              (target <= 1.30)
 # All figures from one run (medians of criterion's samples).
 #
 # Usage: bench/core.sh            (extra arguments go to criterion, e.g. a filter)
@@ -28,4 +30,13 @@ tagged = median(167, "e_serde_tagged")
 plain = median(167, "d_serde_plain")
 print()
 print(f"serde into an internally tagged enum, sample: {fmt(tagged)} ({tagged / plain:.2f} x the plain struct)")
+single = median(167, "c_verify_and_parse")
+per_chatbot = median(167, "f_per_chatbot_10k")
+resolver = median(167, "g_resolver_warm")
+print()
+print("| verify + parse of the sample | median | / one secret |")
+print("|---|---:|---:|")
+print(f"| (c) one secret | {fmt(single)} | 1.000 |")
+print(f"| (f) 10,000 chatbots in a `ChatbotSecrets` map | {fmt(per_chatbot)} | {per_chatbot / single:.3f} |")
+print(f"| (g) the cached resolver, warm | {fmt(resolver)} | {resolver / single:.3f} |")
 PY
