@@ -29,23 +29,33 @@ use crate::text::{OptionalTextSeed, Span, Text, TextSeed};
 /// bytes verified earlier).
 pub(crate) fn parse(body: Bytes) -> Result<ChatbaseEvent, InvalidPayload> {
     match parse_slice(&body) {
-        Ok(Envelope {
-            chatbot_id,
-            event_type,
-            payload,
-        }) => Ok(ChatbaseEvent::new(body, chatbot_id, event_type, payload)),
+        Ok(envelope) => Ok(envelope.into_event(body)),
         Err(error) => Err(classify(&body, error)),
     }
 }
 
 /// The top-level fields of an event, as spans of the body.
-struct Envelope {
+pub(crate) struct Envelope {
     chatbot_id: Option<Text>,
     event_type: Text,
     payload: Payload,
 }
 
-fn parse_slice(body: &[u8]) -> serde_json::Result<Envelope> {
+impl Envelope {
+    /// The chatbot id, if the event has one.
+    pub(crate) fn chatbot_id(&self) -> Option<&Text> {
+        self.chatbot_id.as_ref()
+    }
+
+    /// The event, over `body`: the bytes this envelope was read from.
+    pub(crate) fn into_event(self, body: Bytes) -> ChatbaseEvent {
+        ChatbaseEvent::new(body, self.chatbot_id, self.event_type, self.payload)
+    }
+}
+
+/// Reads the top-level fields of an event, without allocating (but for
+/// strings with escapes).
+pub(crate) fn parse_slice(body: &[u8]) -> serde_json::Result<Envelope> {
     let visitor = EnvelopeVisitor { base: body };
     // Checked as UTF-8 once, as a whole: then serde_json does not check each
     // string again. A body that is not UTF-8 gets serde_json's error, with its

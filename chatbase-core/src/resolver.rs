@@ -1,16 +1,19 @@
 //! Secrets per chatbot looked up by the user's own async function, behind a
 //! moka cache (feature `resolver`).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
 
-use crate::{Error, Secret};
+use crate::{Error, MAX_CHATBOT_ID_LEN, Secret};
 
 /// The error a [`SecretResolver`] may fail with: any error. It is logged at
 /// `ERROR` and answered 503; it never reaches the client.
@@ -129,33 +132,117 @@ impl ResolverOptions {
 /// A chatbot's secrets, or `None` for a chatbot the resolver does not know.
 type Entry = Option<Arc<[Secret]>>;
 
+/// An answer of the resolver, as cached: until when it holds.
+#[derive(Clone)]
+struct Cached {
+    entry: Entry,
+    until: Instant,
+}
+
 /// A resolver behind its cache.
 pub(crate) struct CachedResolver {
     resolver: Box<dyn DynResolver>,
-    cache: Cache<Box<str>, Entry>,
+    cache: Cache<Box<str>, Cached>,
+    ttl: Ttl,
     timeout: Duration,
+    /// Tells this cache from any other (for [`LAST_READ`]).
+    id: u64,
+    /// Bumped by every invalidation, so that no thread serves an entry it
+    /// read before.
+    generation: AtomicU64,
+}
+
+/// Numbers the caches.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The entry this thread read last, from any cache: the next request for
+    /// the same chatbot is served without reading the cache again (a moka read
+    /// costs a few hundred nanoseconds, half a verification, and most
+    /// requests name the chatbot the previous one named). It holds until the
+    /// entry's own expiry, and no longer than an invalidation.
+    static LAST_READ: RefCell<Option<LastRead>> = const { RefCell::new(None) };
+}
+
+/// What [`LAST_READ`] holds.
+struct LastRead {
+    cache: u64,
+    generation: u64,
+    chatbot_id: [u8; MAX_CHATBOT_ID_LEN],
+    len: usize,
+    cached: Cached,
+}
+
+impl LastRead {
+    fn chatbot_id(&self) -> &[u8] {
+        self.chatbot_id.get(..self.len).unwrap_or_default()
+    }
 }
 
 impl CachedResolver {
     pub(crate) fn new(resolver: impl SecretResolver, options: ResolverOptions) -> Self {
+        let ttl = Ttl {
+            found: options.ttl,
+            unknown: options.unknown_ttl,
+        };
         let cache = Cache::builder()
             .max_capacity(options.max_chatbots)
-            .expire_after(Ttl {
-                found: options.ttl,
-                unknown: options.unknown_ttl,
-            })
+            .expire_after(ttl)
             .build();
         Self {
             resolver: Box::new(resolver),
             cache,
+            ttl,
             timeout: options.timeout,
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The cached entry of `chatbot_id`, if there is one and it can be had at
+    /// once: the warm path, without a boxed future. From this thread's last
+    /// read when it was for this chatbot, else from the cache (whose reads
+    /// only wait for its own housekeeping, under contention).
+    pub(crate) fn cached(&self, chatbot_id: &str) -> Option<Entry> {
+        // Loaded before the cache is read: an invalidation after this load
+        // makes what is read now stale for the next request.
+        let generation = self.generation.load(Ordering::Acquire);
+        let now = Instant::now();
+        let hit = LAST_READ.with_borrow(|last| {
+            last.as_ref()
+                .filter(|last| {
+                    last.cache == self.id
+                        && last.generation == generation
+                        && last.chatbot_id() == chatbot_id.as_bytes()
+                        && now < last.cached.until
+                })
+                .map(|last| last.cached.entry.clone())
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let get = std::pin::pin!(self.cache.get(chatbot_id));
+        let Poll::Ready(Some(cached)) = get.poll(&mut Context::from_waker(Waker::noop())) else {
+            return None;
+        };
+        let mut id = [0; MAX_CHATBOT_ID_LEN];
+        if let Some(slot) = id.get_mut(..chatbot_id.len()) {
+            slot.copy_from_slice(chatbot_id.as_bytes());
+            LAST_READ.set(Some(LastRead {
+                cache: self.id,
+                generation,
+                chatbot_id: id,
+                len: chatbot_id.len(),
+                cached: cached.clone(),
+            }));
+        }
+        Some(cached.entry)
     }
 
     /// The secrets of `chatbot_id`, from the cache or the resolver.
     pub(crate) async fn secrets(&self, chatbot_id: &str) -> Result<Entry, Error> {
-        if let Some(entry) = self.cache.get(chatbot_id).await {
-            return Ok(entry);
+        if let Some(cached) = self.cache.get(chatbot_id).await {
+            return Ok(cached.entry);
         }
         let lookup = async {
             let resolved = self.resolver.resolve(chatbot_id);
@@ -165,39 +252,51 @@ impl CachedResolver {
                     .map_err(|_| LookupError::TimedOut(self.timeout))?,
                 Err(_) => resolved.await,
             };
-            match resolved {
-                Ok(Some(secrets)) if !secrets.is_empty() => Ok(Some(Arc::from(secrets))),
-                Ok(_) => Ok(None),
-                Err(error) => Err(LookupError::Failed(error)),
-            }
+            let entry = match resolved {
+                Ok(Some(secrets)) if !secrets.is_empty() => Some(Arc::from(secrets)),
+                Ok(_) => None,
+                Err(error) => return Err(LookupError::Failed(error)),
+            };
+            let until = Instant::now() + self.ttl.of(&entry);
+            Ok(Cached { entry, until })
         };
         self.cache
             .try_get_with(chatbot_id.into(), lookup)
             .await
+            .map(|cached| cached.entry)
             .map_err(|error| Error::SecretLookup(Box::new(SharedLookupError(error))))
     }
 
     pub(crate) async fn invalidate(&self, chatbot_id: &str) {
         self.cache.invalidate(chatbot_id).await;
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn invalidate_all(&self) {
         self.cache.invalidate_all();
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 
 /// Keeps secrets found for one TTL, unknown chatbots for another.
+#[derive(Clone, Copy)]
 struct Ttl {
     found: Duration,
     unknown: Duration,
 }
 
-impl Expiry<Box<str>, Entry> for Ttl {
-    fn expire_after_create(&self, _: &Box<str>, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(match entry {
+impl Ttl {
+    fn of(&self, entry: &Entry) -> Duration {
+        match entry {
             Some(_) => self.found,
             None => self.unknown,
-        })
+        }
+    }
+}
+
+impl Expiry<Box<str>, Cached> for Ttl {
+    fn expire_after_create(&self, _: &Box<str>, cached: &Cached, now: Instant) -> Option<Duration> {
+        Some(cached.until.saturating_duration_since(now))
     }
 }
 
@@ -352,6 +451,39 @@ mod tests {
         // Another chatbot's secret never passes.
         let error = deliver(&verifier, "bot_a", "secret-b").await.unwrap_err();
         assert!(matches!(error, Error::SignatureMismatch));
+    }
+
+    /// Each thread remembers the last entry it read: for its own cache only
+    /// (two verifiers that know one chatbot id by different secrets never mix
+    /// them up), and no longer than an invalidation.
+    #[tokio::test]
+    async fn the_last_read_belongs_to_its_cache() {
+        let first = Verifier::with_resolver(table(&[("bot_a", "secret-1")]), options());
+        let second = Verifier::with_resolver(table(&[("bot_a", "secret-2")]), options());
+        for _ in 0..2 {
+            deliver(&first, "bot_a", "secret-1").await.unwrap();
+            let error = deliver(&second, "bot_a", "secret-1").await.unwrap_err();
+            assert!(matches!(error, Error::SignatureMismatch), "{error:?}");
+            deliver(&second, "bot_a", "secret-2").await.unwrap();
+            let error = deliver(&first, "bot_a", "secret-2").await.unwrap_err();
+            assert!(matches!(error, Error::SignatureMismatch), "{error:?}");
+        }
+
+        // A rotated secret is served as soon as the chatbot is invalidated,
+        // although this thread just read the old one.
+        let table = table(&[("bot_a", "old")]);
+        let verifier = Verifier::with_resolver(Arc::clone(&table), options());
+        deliver(&verifier, "bot_a", "old").await.unwrap();
+        deliver(&verifier, "bot_a", "old").await.unwrap();
+        table
+            .secrets
+            .lock()
+            .unwrap()
+            .insert("bot_a".to_owned(), "new".to_owned());
+        verifier.invalidate("bot_a").await;
+        deliver(&verifier, "bot_a", "new").await.unwrap();
+        assert!(deliver(&verifier, "bot_a", "old").await.is_err());
+        assert_eq!(calls(&table), 2);
     }
 
     #[tokio::test]

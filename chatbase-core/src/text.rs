@@ -49,6 +49,9 @@ pub(crate) enum Text {
 }
 
 impl Text {
+    /// The empty text.
+    pub(crate) const EMPTY: Self = Self::Span(Span { start: 0, end: 0 });
+
     /// `text`, which the parser read from `base`: a span when it borrows from it.
     pub(crate) fn read(base: &[u8], text: &str) -> Self {
         match Span::of(base, text.as_bytes()) {

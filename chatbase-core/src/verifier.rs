@@ -367,6 +367,8 @@ impl Verifier {
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
         let verified = match self.authenticate(signature, &body).await {
+            // Parsed already, to read the chatbot id: the id is the event's own.
+            Ok(Some(Claim::Parsed(envelope))) => Ok(envelope.into_event(body)),
             Ok(bound) => parse::parse(body)
                 .map_err(Error::InvalidPayload)
                 .and_then(|event| bind(event, bound)),
@@ -388,20 +390,24 @@ impl Verifier {
         &self,
         signature: &Signature,
         body: &[u8],
-    ) -> Result<Option<Text>, Error> {
+    ) -> Result<Option<Claim>, Error> {
         match self.candidates(body)? {
             Candidates::Ready(secrets, bound) => {
                 check(secrets, signature, body)?;
                 Ok(bound)
             }
             #[cfg(feature = "resolver")]
-            Candidates::Lookup(resolver, id) => {
-                let lookup = Box::pin(resolver.secrets(id.get(body)));
-                let secrets = lookup.await?.ok_or_else(|| Error::UnknownChatbot {
-                    chatbot_id: id.get(body).to_owned(),
+            Candidates::Lookup(resolver, claim) => {
+                let id = claim.id().get(body);
+                let entry = match resolver.cached(id) {
+                    Some(entry) => entry,
+                    None => Box::pin(resolver.secrets(id)).await?,
+                };
+                let secrets = entry.ok_or_else(|| Error::UnknownChatbot {
+                    chatbot_id: id.to_owned(),
                 })?;
                 check(&secrets, signature, body)?;
-                Ok(Some(id))
+                Ok(Some(claim))
             }
         }
     }
@@ -415,17 +421,15 @@ impl Verifier {
         match &self.keys {
             Keys::Any(secrets) => Ok(Candidates::Ready(secrets, None)),
             Keys::PerChatbot(chatbots) => {
-                let id = chatbot::scan(body).map_err(Error::InvalidChatbotId)?;
-                let secrets = chatbots.get(&id).ok_or_else(|| Error::UnknownChatbot {
-                    chatbot_id: id.to_string(),
+                let claim = Claim::read(body)?;
+                let id = claim.id().get(body);
+                let secrets = chatbots.get(id).ok_or_else(|| Error::UnknownChatbot {
+                    chatbot_id: id.to_owned(),
                 })?;
-                Ok(Candidates::Ready(secrets, Some(Text::read(body, &id))))
+                Ok(Candidates::Ready(secrets, Some(claim)))
             }
             #[cfg(feature = "resolver")]
-            Keys::Resolved(resolver) => {
-                let id = chatbot::scan(body).map_err(Error::InvalidChatbotId)?;
-                Ok(Candidates::Lookup(resolver, Text::read(body, &id)))
-            }
+            Keys::Resolved(resolver) => Ok(Candidates::Lookup(resolver, Claim::read(body)?)),
         }
     }
 
@@ -440,19 +444,60 @@ impl Verifier {
 enum Candidates<'v> {
     /// These secrets, binding the event to this chatbot (with secrets per
     /// chatbot).
-    Ready(&'v [Secret], Option<Text>),
+    Ready(&'v [Secret], Option<Claim>),
     /// The secrets of this chatbot, once looked up.
     #[cfg(feature = "resolver")]
-    Lookup(&'v crate::resolver::CachedResolver, Text),
+    Lookup(&'v crate::resolver::CachedResolver, Claim),
 }
+
+/// The chatbot an unverified body claims to come from, to choose the secrets
+/// it is verified with (secrets per chatbot).
+///
+/// The id has to be read before the signature is checked. It is read by the
+/// event parser itself (it allocates nothing, and the body is within the
+/// limit), so that an event is parsed once: nothing it read is used, or
+/// returned, unless the signature matches. A body the parser refuses, or
+/// whose id is not a valid one, is read again by the chatbot-id scan, which
+/// says what is wrong with it (and refuses it as a forgery would be: 401).
+enum Claim {
+    /// The whole event, parsed: its id is valid.
+    Parsed(parse::Envelope),
+    /// The id the scan found.
+    Scanned(Text),
+}
+
+impl Claim {
+    fn read(body: &[u8]) -> Result<Self, Error> {
+        if let Ok(envelope) = parse::parse_slice(body)
+            && envelope
+                .chatbot_id()
+                .is_some_and(|id| chatbot::is_valid_chatbot_id(id.get(body)))
+        {
+            return Ok(Self::Parsed(envelope));
+        }
+        let id = chatbot::scan(body).map_err(Error::InvalidChatbotId)?;
+        Ok(Self::Scanned(Text::read(body, &id)))
+    }
+
+    fn id(&self) -> &Text {
+        match self {
+            // Checked present in `read`; never `None` here.
+            Self::Parsed(envelope) => envelope.chatbot_id().unwrap_or(&EMPTY_ID),
+            Self::Scanned(id) => id,
+        }
+    }
+}
+
+/// Stands for a missing id (which `Claim::read` never lets through).
+static EMPTY_ID: Text = Text::EMPTY;
 
 /// `event`, if it names the chatbot whose secret verified it (with secrets per
 /// chatbot).
-fn bind(event: ChatbaseEvent, bound: Option<Text>) -> Result<ChatbaseEvent, Error> {
+fn bind(event: ChatbaseEvent, bound: Option<Claim>) -> Result<ChatbaseEvent, Error> {
     match bound {
         // The parser reads `chatbotId` by the scan's rules, so this holds;
         // checked all the same, since it is what the secret was chosen by.
-        Some(bound) if event.chatbot_id() != Some(bound.get(event.raw_body())) => {
+        Some(bound) if event.chatbot_id() != Some(bound.id().get(event.raw_body())) => {
             Err(Error::InvalidChatbotId(crate::ChatbotIdProblem::NotAnEvent))
         }
         _ => Ok(event),
