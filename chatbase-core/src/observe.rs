@@ -231,10 +231,28 @@ fn emit(outcome: Outcome, reason: &'static str, event_type: Option<&'static str>
     }
 }
 
-/// Times a verification into the histogram (feature `metrics`).
+/// Times a verification into the histogram (feature `metrics`) when dropped:
+/// at the end of the verification, or when it is abandoned (a client gone
+/// during a secret lookup). Without the feature it is empty and does nothing.
+pub(crate) struct VerificationTimer {
+    #[cfg(feature = "metrics")]
+    started: std::time::Instant,
+}
+
+impl VerificationTimer {
+    pub(crate) fn start() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
 #[cfg(feature = "metrics")]
-pub(crate) fn verification_took(elapsed: std::time::Duration) {
-    metrics::histogram!(VERIFICATION_SECONDS).record(elapsed.as_secs_f64());
+impl Drop for VerificationTimer {
+    fn drop(&mut self) {
+        metrics::histogram!(VERIFICATION_SECONDS).record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 #[cfg(test)]

@@ -359,56 +359,99 @@ impl Verifier {
 
     /// Checks the signature of a whole body, then parses it, and holds the
     /// event to the chatbot whose secret verified it.
+    ///
+    /// All of it runs at once but a secret lookup that misses the cache,
+    /// which waits in a boxed future of its own: the state of this future
+    /// (which the adapters' futures embed, and move) stays small.
     pub(crate) async fn verify_signed(
         &self,
         signature: &Signature,
         body: Bytes,
     ) -> Result<ChatbaseEvent, Error> {
-        #[cfg(feature = "metrics")]
-        let started = std::time::Instant::now();
-        let verified = match self.authenticate(signature, &body).await {
-            // Parsed already, to read the chatbot id: the id is the event's own.
-            Ok(Some(Claim::Parsed(envelope))) => Ok(envelope.into_event(body)),
-            Ok(bound) => parse::parse(body)
-                .map_err(Error::InvalidPayload)
-                .and_then(|event| bind(event, bound)),
-            Err(error) => Err(error),
+        let _timer = crate::observe::VerificationTimer::start();
+        // The match ends before any await: what it holds is not kept in this
+        // future's state.
+        let pending = match self.authenticate_now(signature, &body) {
+            Ok(Authenticated::Verified(bound)) => return event(body, bound),
+            Err(error) => return Err(error),
+            Ok(Authenticated::Lookup(pending)) => pending,
         };
-        #[cfg(feature = "metrics")]
-        crate::observe::verification_took(started.elapsed());
-        verified
+        Box::pin(self.after_lookup(pending, signature, body)).await
+    }
+
+    /// After a cache miss: asks the resolver, then verifies and parses.
+    #[cfg(feature = "resolver")]
+    async fn after_lookup(
+        &self,
+        claim: Pending,
+        signature: &Signature,
+        body: Bytes,
+    ) -> Result<ChatbaseEvent, Error> {
+        let entry = self.resolver()?.secrets(claim.id().get(&body)).await?;
+        check_entry(entry, signature, &body, &claim)?;
+        event(body, Some(*claim))
+    }
+
+    /// Never called: only a resolver makes lookups.
+    #[cfg(not(feature = "resolver"))]
+    async fn after_lookup(
+        &self,
+        never: Pending,
+        _: &Signature,
+        _: Bytes,
+    ) -> Result<ChatbaseEvent, Error> {
+        match never {}
     }
 
     /// Checks that `signature` is the HMAC-SHA1 of `body` under one of the
     /// secrets it may be signed with, and returns the chatbot those secrets
     /// belong to, with secrets per chatbot. A body over the limit is not
     /// hashed.
-    ///
-    /// Only a secret lookup waits, in a future of its own: the future of this
-    /// function stays small, so the other kinds of keys pay nothing for it.
     async fn authenticate(
         &self,
         signature: &Signature,
         body: &[u8],
     ) -> Result<Option<Claim>, Error> {
+        match self.authenticate_now(signature, body)? {
+            Authenticated::Verified(bound) => Ok(bound),
+            #[cfg(feature = "resolver")]
+            Authenticated::Lookup(claim) => {
+                let lookup = self.resolver()?.secrets(claim.id().get(body));
+                let entry = Box::pin(lookup).await?;
+                check_entry(entry, signature, body, &claim)?;
+                Ok(Some(*claim))
+            }
+            #[cfg(not(feature = "resolver"))]
+            Authenticated::Lookup(never) => match never {},
+        }
+    }
+
+    /// [`authenticate`](Self::authenticate) as far as it goes without
+    /// waiting: all the way, but for a chatbot whose secrets are not cached.
+    fn authenticate_now(&self, signature: &Signature, body: &[u8]) -> Result<Authenticated, Error> {
         match self.candidates(body)? {
             Candidates::Ready(secrets, bound) => {
                 check(secrets, signature, body)?;
-                Ok(bound)
+                Ok(Authenticated::Verified(bound))
             }
             #[cfg(feature = "resolver")]
-            Candidates::Lookup(resolver, claim) => {
-                let id = claim.id().get(body);
-                let entry = match resolver.cached(id) {
-                    Some(entry) => entry,
-                    None => Box::pin(resolver.secrets(id)).await?,
-                };
-                let secrets = entry.ok_or_else(|| Error::UnknownChatbot {
-                    chatbot_id: id.to_owned(),
-                })?;
-                check(&secrets, signature, body)?;
-                Ok(Some(claim))
-            }
+            Candidates::Lookup(resolver, claim) => match resolver.cached(claim.id().get(body)) {
+                Some(entry) => {
+                    check_entry(entry, signature, body, &claim)?;
+                    Ok(Authenticated::Verified(Some(claim)))
+                }
+                None => Ok(Authenticated::Lookup(Box::new(claim))),
+            },
+        }
+    }
+
+    /// The resolver of a verifier made with [`with_resolver`](Self::with_resolver).
+    #[cfg(feature = "resolver")]
+    fn resolver(&self) -> Result<&crate::resolver::CachedResolver, Error> {
+        match &self.keys {
+            Keys::Resolved(resolver) => Ok(resolver),
+            // Only a verifier with a resolver asks for a lookup.
+            _ => Err(Error::SecretLookup("this verifier has no resolver".into())),
         }
     }
 
@@ -437,6 +480,50 @@ impl Verifier {
         Error::BodyTooLarge {
             limit: self.body_limit,
         }
+    }
+}
+
+/// How far [`Verifier::authenticate_now`] went.
+enum Authenticated {
+    /// The signature matches: the body is from this chatbot (with secrets per
+    /// chatbot).
+    Verified(Option<Claim>),
+    /// The chatbot's secrets are not cached: the resolver must be asked.
+    #[cfg_attr(not(feature = "resolver"), allow(dead_code))]
+    Lookup(Pending),
+}
+
+/// A claim waiting for its chatbot's secrets (none without a resolver).
+#[cfg(feature = "resolver")]
+type Pending = Box<Claim>;
+/// A claim waiting for its chatbot's secrets (none without a resolver).
+#[cfg(not(feature = "resolver"))]
+type Pending = std::convert::Infallible;
+
+/// Checks `body` against the secrets a resolver gave for the chatbot it
+/// claims (`None`: a chatbot it does not know).
+#[cfg(feature = "resolver")]
+fn check_entry(
+    entry: Option<Arc<[Secret]>>,
+    signature: &Signature,
+    body: &[u8],
+    claim: &Claim,
+) -> Result<(), Error> {
+    let secrets = entry.ok_or_else(|| Error::UnknownChatbot {
+        chatbot_id: claim.id().get(body).to_owned(),
+    })?;
+    check(&secrets, signature, body)
+}
+
+/// The event of a verified body: parsed already when its chatbot id was read
+/// with the parser (then the id is the event's own), else parsed now, and
+/// held to the chatbot whose secrets verified it.
+fn event(body: Bytes, bound: Option<Claim>) -> Result<ChatbaseEvent, Error> {
+    match bound {
+        Some(Claim::Parsed(envelope)) => Ok(envelope.into_event(body)),
+        bound => parse::parse(body)
+            .map_err(Error::InvalidPayload)
+            .and_then(|event| bind(event, bound)),
     }
 }
 
