@@ -316,7 +316,8 @@ def measure(spec, port, work, stores, workload):
     for phase in (warm, run):
         if phase["errors"]:
             problems.append(phase["errors"])
-        if phase["exhausted"]:
+        # Only an inbox must see each body once (else duplicates are not stored).
+        if phase["exhausted"] and spec["store"]:
             problems.append(f"all {POOL} distinct bodies were sent: raise POOL")
     acked = warm["requests"] - warm["non2xx"] + run["requests"] - run["non2xx"]
     rows = None
