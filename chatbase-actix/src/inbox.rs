@@ -40,7 +40,7 @@
 //!
 //! # A ready-made handler
 //!
-//! [`store`] verifies with the [`Verifier`] and stores in the [`Inbox`]
+//! [`store`] verifies with the [`Verifier`](crate::Verifier) and stores in the [`Inbox`]
 //! registered as app data, counting each request once with its final outcome:
 //!
 //! ```no_run
@@ -106,7 +106,7 @@ impl Responder for Stored {
     }
 }
 
-/// A handler that verifies the request with the [`Verifier`] registered as app
+/// A handler that verifies the request with the [`Verifier`](crate::Verifier) registered as app
 /// data (`web::Data<Verifier>` or `Verifier`) and takes it into the [`Inbox`]
 /// registered as `web::Data<Inbox>`: route `POST` to it.
 ///

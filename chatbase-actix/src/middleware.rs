@@ -25,7 +25,7 @@ use crate::body::{head, read_and_verify, refused};
 /// For every request in its scope, whatever the method, it checks the
 /// `x-chatbase-signature` header, reads the body up to the [`Verifier`]'s limit,
 /// verifies it and parses it, all through [`chatbase_core`]. A request that fails
-/// is answered with the [`ChatbaseRejection`] (401, 413 or 400, JSON body),
+/// is answered with the [`ChatbaseRejection`](crate::ChatbaseRejection) (401, 413 or 400, JSON body),
 /// logged once, and never reaches the services inside. A request that passes
 /// goes on with:
 ///

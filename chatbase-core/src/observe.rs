@@ -216,19 +216,65 @@ impl Drop for Record {
     }
 }
 
+/// The keys of the hot path (an accepted event), built at compile time with
+/// their hashes: the `counter!` macro with labels would allocate a label list
+/// and hash it on every request.
+#[cfg(feature = "metrics")]
+mod keys {
+    use metrics::{Key, Label, Level, Metadata};
+
+    use super::{EVENTS_TOTAL, LAST_ACCEPTED_SECONDS, REQUESTS_TOTAL, VERIFICATION_SECONDS};
+    use crate::Lead;
+
+    pub(super) static METADATA: Metadata<'static> =
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+    static ACCEPTED_LABELS: [Label; 2] = [
+        Label::from_static_parts("outcome", "accepted"),
+        Label::from_static_parts("reason", "none"),
+    ];
+    static LEADS_SUBMIT_LABELS: [Label; 1] =
+        [Label::from_static_parts("event_type", Lead::EVENT_TYPE)];
+    static OTHER_EVENT_LABELS: [Label; 1] = [Label::from_static_parts("event_type", "other")];
+
+    pub(super) static ACCEPTED: Key = Key::from_static_parts(REQUESTS_TOTAL, &ACCEPTED_LABELS);
+    pub(super) static LEADS_SUBMIT: Key =
+        Key::from_static_parts(EVENTS_TOTAL, &LEADS_SUBMIT_LABELS);
+    pub(super) static OTHER_EVENT: Key = Key::from_static_parts(EVENTS_TOTAL, &OTHER_EVENT_LABELS);
+    pub(super) static LAST_ACCEPTED: Key = Key::from_static_name(LAST_ACCEPTED_SECONDS);
+    pub(super) static VERIFICATION: Key = Key::from_static_name(VERIFICATION_SECONDS);
+}
+
 #[cfg(feature = "metrics")]
 fn emit(outcome: Outcome, reason: &'static str, event_type: Option<&'static str>) {
-    metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome.as_str(), "reason" => reason)
-        .increment(1);
-    if outcome == Outcome::Accepted {
-        if let Some(event_type) = event_type {
-            metrics::counter!(EVENTS_TOTAL, "event_type" => event_type).increment(1);
+    if outcome != Outcome::Accepted || reason != "none" {
+        metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome.as_str(), "reason" => reason)
+            .increment(1);
+        if outcome != Outcome::Accepted {
+            return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |since| since.as_secs_f64());
-        metrics::gauge!(LAST_ACCEPTED_SECONDS).set(now);
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    metrics::with_recorder(|recorder| {
+        if reason == "none" {
+            recorder
+                .register_counter(&keys::ACCEPTED, &keys::METADATA)
+                .increment(1);
+        }
+        if let Some(event_type) = event_type {
+            let key = if event_type == Lead::EVENT_TYPE {
+                &keys::LEADS_SUBMIT
+            } else {
+                &keys::OTHER_EVENT
+            };
+            recorder.register_counter(key, &keys::METADATA).increment(1);
+        }
+        recorder
+            .register_gauge(&keys::LAST_ACCEPTED, &keys::METADATA)
+            .set(now);
+    });
 }
 
 /// Times a verification into the histogram (feature `metrics`) when dropped:
@@ -251,7 +297,11 @@ impl VerificationTimer {
 #[cfg(feature = "metrics")]
 impl Drop for VerificationTimer {
     fn drop(&mut self) {
-        metrics::histogram!(VERIFICATION_SECONDS).record(self.started.elapsed().as_secs_f64());
+        let seconds = self.started.elapsed().as_secs_f64();
+        metrics::with_recorder(|recorder| {
+            metrics::Recorder::register_histogram(recorder, &keys::VERIFICATION, &keys::METADATA)
+                .record(seconds);
+        });
     }
 }
 
