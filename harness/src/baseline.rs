@@ -2,8 +2,8 @@
 //! `POST /webhook` without verifying anything. Never deploy them.
 //!
 //! - [`axum_like_receiver`] and [`actix_like_receiver`] are served exactly as
-//!   the reference receivers are: through the receivers' own server modules
-//!   (`examples/*-receiver/src/server.rs`, compiled in here), with their
+//!   the reference receivers are: through the receivers' own `server` modules
+//!   (`examples/*-receiver/src/main.rs`, compiled in here), with their
 //!   timeouts and limits, and a handler on the raw body. The difference is
 //!   what verifying and parsing cost.
 //! - [`axum_default`] and [`actix_default`] are what a user writes with each
@@ -25,15 +25,32 @@ use chatbase_axum::Verifier;
 use chatbase_axum::inbox::{Delivery, Failure, Inbox, StoreInInbox};
 use tokio::net::TcpListener;
 
-/// The axum receiver's server (`examples/axum-receiver/src/server.rs`).
-#[path = "../../examples/axum-receiver/src/server.rs"]
-#[allow(unreachable_pub, dead_code, missing_docs)]
-mod axum_receiver_server;
+/// The axum receiver (`examples/axum-receiver/src/main.rs`), for its `server`
+/// module.
+#[path = "../../examples/axum-receiver/src/main.rs"]
+#[allow(
+    unreachable_pub,
+    dead_code,
+    missing_docs,
+    clippy::all,
+    clippy::pedantic
+)]
+mod axum_receiver;
 
-/// The actix receiver's server (`examples/actix-receiver/src/server.rs`).
-#[path = "../../examples/actix-receiver/src/server.rs"]
-#[allow(unreachable_pub, dead_code, missing_docs)]
-mod actix_receiver_server;
+/// The actix receiver (`examples/actix-receiver/src/main.rs`), for its
+/// `server` module.
+#[path = "../../examples/actix-receiver/src/main.rs"]
+#[allow(
+    unreachable_pub,
+    dead_code,
+    missing_docs,
+    clippy::all,
+    clippy::pedantic
+)]
+mod actix_receiver;
+
+use actix_receiver::server as actix_receiver_server;
+use axum_receiver::server as axum_receiver_server;
 
 async fn unverified_axum(_body: Bytes) -> &'static str {
     "OK"

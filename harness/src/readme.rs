@@ -123,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn examples_are_single_files_but_the_receivers_server() {
+    fn examples_are_single_files() {
         for example in crate::examples::EXAMPLES {
             let directory = match example {
                 "example-axum" => "axum",
@@ -141,15 +141,7 @@ mod tests {
                 .map(|entry| entry.unwrap().path())
                 .collect();
             files.sort();
-            // The reference receivers add their server, with its slow-client
-            // guards, in a module of its own.
-            let expected: &[&str] = if example.ends_with("-receiver") {
-                &["main.rs", "server.rs"]
-            } else {
-                &["main.rs"]
-            };
-            let expected: Vec<PathBuf> = expected.iter().map(|file| source.join(file)).collect();
-            assert_eq!(files, expected, "{example}");
+            assert_eq!(files, [source.join("main.rs")], "{example}");
         }
     }
 }
