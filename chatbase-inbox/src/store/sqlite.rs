@@ -197,6 +197,16 @@ const OLDEST_PENDING_AGE: &str = concat!(
     " - MIN(received_at) FROM chatbase_inbox_deliveries WHERE state IN ('pending', 'processing')"
 );
 
+/// Whether SQLite answered `SQLITE_BUSY` (its primary code 5, whatever the
+/// extended one).
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
 /// SQLite behind a pool, with this process's writes taking turns.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
@@ -228,13 +238,26 @@ impl SqliteStore {
                 InboxError::store("create the database's directory", sqlx::Error::Io(e))
             })?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(options.min_connections)
-            .acquire_timeout(options.connect_timeout)
-            .connect_with(connect)
-            .await
-            .map_err(|e| InboxError::store("open the SQLite database", e))?;
+        // Several processes opening one new file at once race to switch it to
+        // WAL, and SQLite answers the losers SQLITE_BUSY at once, without
+        // waiting out the busy timeout: try again, as for the migrations.
+        let mut attempt = 0;
+        let pool = loop {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .min_connections(options.min_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(connect.clone())
+                .await;
+            match pool {
+                Ok(pool) => break pool,
+                Err(e) if is_busy(&e) && attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(InboxError::store("open the SQLite database", e)),
+            }
+        };
 
         let mut migrator = sqlx::migrate!("migrations/sqlite");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
