@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use chatbase_core::testing::{SAMPLE_LEADS_SUBMIT, sample_lead};
-use chatbase_core::{Event, Secret, Verifier, sign};
+use chatbase_core::{ChatbotSecrets, Event, Secret, Verifier, sign};
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
@@ -22,9 +22,10 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
 fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
     verifying_and_parsing_the_sample_allocates_nothing();
+    with_secrets_per_chatbot_the_sample_allocates_nothing();
     only_escaped_strings_are_allocated();
     a_chunked_body_allocates_once_to_join_it();
-    println!("allocations: 3 checks passed");
+    println!("allocations: 4 checks passed");
 }
 
 fn verifying_and_parsing_the_sample_allocates_nothing() {
@@ -38,6 +39,7 @@ fn verifying_and_parsing_the_sample_allocates_nothing() {
     let (count, event) =
         allocations(|| verifier.verify_and_parse(body, Some(signature.as_bytes())));
     let event = event.unwrap();
+    println!("verify + parse of the sample: {count} allocations");
     assert_eq!(
         count, 0,
         "verify + parse of the sample: {count} allocations"
@@ -49,7 +51,28 @@ fn verifying_and_parsing_the_sample_allocates_nothing() {
         _ => false,
     });
     assert!(ok, "the sample lead");
+    println!("reading the sample's lead: {count} allocations");
     assert_eq!(count, 0, "reading the lead: {count} allocations");
+}
+
+fn with_secrets_per_chatbot_the_sample_allocates_nothing() {
+    let secret = Secret::new("allocation-test").unwrap();
+    let mut chatbots = ChatbotSecrets::new();
+    for n in 0..1000 {
+        let other = Secret::new(format!("secret-{n}")).unwrap();
+        chatbots = chatbots.with_chatbot(&format!("bot-{n}"), [other]).unwrap();
+    }
+    // The sample's chatbot id.
+    let chatbots = chatbots.with_chatbot("xxxxxxxx", [secret.clone()]).unwrap();
+    let verifier = Verifier::per_chatbot(chatbots);
+    let signature = sign(&secret, SAMPLE_LEADS_SUBMIT.as_bytes());
+    let body = Bytes::from(SAMPLE_LEADS_SUBMIT.as_bytes().to_vec());
+
+    let (count, event) =
+        allocations(|| verifier.verify_and_parse(body, Some(signature.as_bytes())));
+    assert_eq!(event.unwrap().chatbot_id(), Some("xxxxxxxx"));
+    println!("verify + parse of the sample, 1,001 chatbots: {count} allocations");
+    assert_eq!(count, 0, "secrets per chatbot: {count} allocations");
 }
 
 fn only_escaped_strings_are_allocated() {
@@ -63,6 +86,7 @@ fn only_escaped_strings_are_allocated() {
     let event = event.unwrap();
     // One for each of the two strings with escapes, and serde_json's scratch
     // buffer for unescaping them (allocated, then grown once): nothing else.
+    println!("verify + parse, two strings with escapes: {count} allocations");
     assert!((2..=4).contains(&count), "{count} allocations");
     let Event::LeadsSubmit(lead) = event.event() else {
         panic!("not a lead")
@@ -84,5 +108,6 @@ fn a_chunked_body_allocates_once_to_join_it() {
     });
     event.unwrap();
     // The joined body, and the shared header `Bytes` gives it when frozen.
+    println!("verify + parse of the sample in two chunks: {count} allocations");
     assert!(count <= 2, "{count} allocations");
 }
