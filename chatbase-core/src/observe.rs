@@ -22,6 +22,11 @@
 //! | `chatbase_webhook_last_accepted_timestamp_seconds` | gauge | | when the last event was accepted, in seconds since the Unix epoch |
 //!
 //! The names and label values are stable. `chatbase-inbox` adds its own.
+//!
+//! Each request looks its metrics up in the recorder, as the `metrics` macros
+//! do. An application that installs a global recorder can call
+//! `cache_metric_handles` once after it, so that accepted requests update
+//! the handles directly (the gauge then to the second).
 
 use std::fmt;
 use std::sync::Arc;
@@ -245,6 +250,59 @@ mod keys {
     pub(super) static VERIFICATION: Key = Key::from_static_name(VERIFICATION_SECONDS);
 }
 
+/// The handles of the accepted path's metrics, once [`cache_metric_handles`]
+/// has registered them.
+#[cfg(feature = "metrics")]
+struct Handles {
+    accepted: metrics::Counter,
+    leads_submit: metrics::Counter,
+    other_event: metrics::Counter,
+    last_accepted: metrics::Gauge,
+    verification: metrics::Histogram,
+}
+
+#[cfg(feature = "metrics")]
+static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
+
+/// The second of the last accepted event, as set in the gauge (with cached
+/// handles only).
+#[cfg(feature = "metrics")]
+static LAST_ACCEPTED_SECOND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Registers the metrics that every accepted request updates with the
+/// current recorder, once, and keeps their handles (feature `metrics`).
+///
+/// Without it, each request looks its four metrics up in the recorder's
+/// registry, as the `metrics` macros do: with metrics-exporter-prometheus,
+/// a lock and a hash-map lookup per metric, shared by every worker thread.
+/// With it, a request updates the handles directly, and the
+/// `chatbase_webhook_last_accepted_timestamp_seconds` gauge is set once per
+/// second at most (to the first accepted event of that second).
+///
+/// Call it right after installing the global recorder (for example after
+/// `PrometheusBuilder::install`). From then on, these metrics go to that
+/// recorder, even inside `metrics::with_local_recorder`: do not call it in
+/// tests that use local recorders. Rejections and the other outcomes are
+/// still looked up per request (they are not the hot path).
+///
+/// Returns `false` if handles were cached already (by an earlier call),
+/// `true` if this call cached them.
+#[cfg(feature = "metrics")]
+pub fn cache_metric_handles() -> bool {
+    let mut cached = false;
+    HANDLES.get_or_init(|| {
+        cached = true;
+        metrics::with_recorder(|recorder| Handles {
+            accepted: recorder.register_counter(&keys::ACCEPTED, &keys::METADATA),
+            leads_submit: recorder.register_counter(&keys::LEADS_SUBMIT, &keys::METADATA),
+            other_event: recorder.register_counter(&keys::OTHER_EVENT, &keys::METADATA),
+            last_accepted: recorder.register_gauge(&keys::LAST_ACCEPTED, &keys::METADATA),
+            verification: recorder.register_histogram(&keys::VERIFICATION, &keys::METADATA),
+        })
+    });
+    cached
+}
+
 #[cfg(feature = "metrics")]
 fn emit(outcome: Outcome, reason: &'static str, event_type: Option<&'static str>) {
     if outcome != Outcome::Accepted || reason != "none" {
@@ -257,14 +315,33 @@ fn emit(outcome: Outcome, reason: &'static str, event_type: Option<&'static str>
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64());
+    let leads = event_type.map(|event_type| event_type == Lead::EVENT_TYPE);
+    if let Some(handles) = HANDLES.get() {
+        if reason == "none" {
+            handles.accepted.increment(1);
+        }
+        match leads {
+            Some(true) => handles.leads_submit.increment(1),
+            Some(false) => handles.other_event.increment(1),
+            None => {}
+        }
+        // Truncating to whole seconds is the point.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let second = now as u64;
+        if LAST_ACCEPTED_SECOND.load(Ordering::Relaxed) != second {
+            LAST_ACCEPTED_SECOND.store(second, Ordering::Relaxed);
+            handles.last_accepted.set(now);
+        }
+        return;
+    }
     metrics::with_recorder(|recorder| {
         if reason == "none" {
             recorder
                 .register_counter(&keys::ACCEPTED, &keys::METADATA)
                 .increment(1);
         }
-        if let Some(event_type) = event_type {
-            let key = if event_type == Lead::EVENT_TYPE {
+        if let Some(leads) = leads {
+            let key = if leads {
                 &keys::LEADS_SUBMIT
             } else {
                 &keys::OTHER_EVENT
@@ -298,6 +375,10 @@ impl VerificationTimer {
 impl Drop for VerificationTimer {
     fn drop(&mut self) {
         let seconds = self.started.elapsed().as_secs_f64();
+        if let Some(handles) = HANDLES.get() {
+            handles.verification.record(seconds);
+            return;
+        }
         metrics::with_recorder(|recorder| {
             metrics::Recorder::register_histogram(recorder, &keys::VERIFICATION, &keys::METADATA)
                 .record(seconds);

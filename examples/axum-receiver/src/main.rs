@@ -215,6 +215,8 @@ fn serve_metrics(port: u16) -> Result<(), Box<dyn std::error::Error>> {
         .set_buckets_for_metric(verification, &VERIFICATION_BUCKETS)?
         .install()
         .map_err(|error| format!("cannot serve metrics on port {port} (METRICS_PORT): {error}"))?;
+    // Each request then updates its metrics' handles, not the registry.
+    observe::cache_metric_handles();
     Ok(())
 }
 
