@@ -60,6 +60,15 @@ impl Text {
         }
     }
 
+    /// `text`, which the chatbot-id scan read from `base`: a span when it
+    /// borrows from it, else the decoded text itself (not copied again).
+    pub(crate) fn read_cow(base: &[u8], text: std::borrow::Cow<'_, str>) -> Self {
+        match text {
+            std::borrow::Cow::Borrowed(text) => Self::read(base, text),
+            std::borrow::Cow::Owned(text) => Self::Decoded(text.into_boxed_str()),
+        }
+    }
+
     /// Whether the text is `text`, given the body it was read from (without
     /// checking the body's UTF-8 again).
     pub(crate) fn is(&self, body: &[u8], text: &str) -> bool {

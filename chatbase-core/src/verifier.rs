@@ -540,12 +540,15 @@ enum Candidates<'v> {
 /// The chatbot an unverified body claims to come from, to choose the secrets
 /// it is verified with (secrets per chatbot).
 ///
-/// The id has to be read before the signature is checked. It is read by the
-/// event parser itself (it allocates nothing, and the body is within the
-/// limit), so that an event is parsed once: nothing it read is used, or
-/// returned, unless the signature matches. A body the parser refuses, or
-/// whose id is not a valid one, is read again by the chatbot-id scan, which
-/// says what is wrong with it (and refuses it as a forgery would be: 401).
+/// The id has to be read before the signature is checked, and nothing but the
+/// id may be allocated for it. A body without a backslash is read by the
+/// event parser itself, which then allocates nothing (it records where each
+/// field lies in the body; only escaped strings would need copies), so that
+/// an event is parsed once: nothing it read is used, or returned, unless the
+/// signature matches. A body with escapes is read by the chatbot-id scan,
+/// which allocates only for an escaped id, and parsed once verified. So is a
+/// body the parser refuses, or whose id is not a valid one: the scan says
+/// what is wrong with it (and refuses it as a forgery would be: 401).
 enum Claim {
     /// The whole event, parsed: its id is valid.
     Parsed(parse::Envelope),
@@ -555,7 +558,8 @@ enum Claim {
 
 impl Claim {
     fn read(body: &[u8]) -> Result<Self, Error> {
-        if let Ok(envelope) = parse::parse_slice(body)
+        if !body.contains(&b'\\')
+            && let Ok(envelope) = parse::parse_slice(body)
             && envelope
                 .chatbot_id()
                 .is_some_and(|id| chatbot::is_valid_chatbot_id(id.get(body)))
@@ -563,7 +567,7 @@ impl Claim {
             return Ok(Self::Parsed(envelope));
         }
         let id = chatbot::scan(body).map_err(Error::InvalidChatbotId)?;
-        Ok(Self::Scanned(Text::read(body, &id)))
+        Ok(Self::Scanned(Text::read_cow(body, id)))
     }
 
     fn id(&self) -> &Text {

@@ -22,7 +22,7 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
 fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
     verifying_and_parsing_the_sample_allocates_nothing();
-    with_secrets_per_chatbot_the_sample_allocates_nothing();
+    with_secrets_per_chatbot_only_the_id_is_allocated_before_verifying();
     only_escaped_strings_are_allocated();
     a_chunked_body_allocates_once_to_join_it();
     println!("allocations: 4 checks passed");
@@ -55,7 +55,7 @@ fn verifying_and_parsing_the_sample_allocates_nothing() {
     assert_eq!(count, 0, "reading the lead: {count} allocations");
 }
 
-fn with_secrets_per_chatbot_the_sample_allocates_nothing() {
+fn with_secrets_per_chatbot_only_the_id_is_allocated_before_verifying() {
     let secret = Secret::new("allocation-test").unwrap();
     let mut chatbots = ChatbotSecrets::new();
     for n in 0..1000 {
@@ -73,6 +73,48 @@ fn with_secrets_per_chatbot_the_sample_allocates_nothing() {
     assert_eq!(event.unwrap().chatbot_id(), Some("xxxxxxxx"));
     println!("verify + parse of the sample, 1,001 chatbots: {count} allocations");
     assert_eq!(count, 0, "secrets per chatbot: {count} allocations");
+
+    // Before the signature is checked, only an escaped id is allocated:
+    // forgeries (signed with another secret) of bodies the parser would
+    // allocate for, or not.
+    let forge = |body: &'static [u8]| {
+        let forgery = sign(&Secret::new("another-secret").unwrap(), body);
+        let body = Bytes::from_static(body);
+        allocations(|| verifier.verify_and_parse(body, Some(forgery.as_bytes())))
+    };
+    for (what, body, expected) in [
+        (
+            "escaped payload strings",
+            br#"{"eventType":"leads.submit","chatbotId":"xxxxxxxx","payload":{"customerName":"Zo\u00eb","customerEmail":"a\"b@example.com"}}"#.as_slice(),
+            0,
+        ),
+        // serde_json keeps a stack of the arrays and objects it skips in its
+        // scratch buffer: parser and scan alike, one allocation.
+        (
+            "an unknown event, nested",
+            br#"{"eventType":"leads.later","chatbotId":"xxxxxxxx","payload":{"a":[1,{"b":null}],"c":"d"}}"#,
+            1,
+        ),
+        (
+            "an unknown event, nested, with an escape (scanned)",
+            br#"{"eventType":"leads.later","chatbotId":"xxxxxxxx","payload":{"a":[1,{"b":null}],"c":"\n"}}"#,
+            1,
+        ),
+        // The id decoded: serde_json's scratch buffer, and the id itself.
+        (
+            "an escaped chatbot id",
+            br#"{"eventType":"leads.submit","chatbotId":"xxxx\u0078xxx","payload":{}}"#,
+            2,
+        ),
+    ] {
+        let (count, outcome) = forge(body);
+        assert!(
+            matches!(outcome, Err(chatbase_core::Error::SignatureMismatch)),
+            "{what}: {outcome:?}"
+        );
+        println!("a forgery with {what}, 1,001 chatbots: {count} allocations");
+        assert_eq!(count, expected, "a forgery with {what}: {count} allocations");
+    }
 }
 
 fn only_escaped_strings_are_allocated() {
