@@ -39,6 +39,9 @@ use serde::Serialize;
 
 pub mod conformance;
 pub mod logs;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 
 use crate::{ChatbaseEvent, Error, Lead, SIGNATURE_HEADER, Secret, Verifier, sign};
 

@@ -5,43 +5,9 @@
 
 use bytes::Bytes;
 use chatbase_core::observe::{self, Outcome};
+use chatbase_core::testing::metrics::Recorded;
 use chatbase_core::{Error, Secret, Verifier, sign};
-use metrics::SharedString;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use metrics_util::{CompositeKey, MetricKind};
-
-type Recorded = Vec<(
-    CompositeKey,
-    Option<metrics::Unit>,
-    Option<SharedString>,
-    DebugValue,
-)>;
-
-fn value<'r>(
-    recorded: &'r Recorded,
-    kind: MetricKind,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'r DebugValue> {
-    recorded
-        .iter()
-        .find(|(key, _, _, _)| {
-            let key_labels: Vec<(&str, &str)> = key
-                .key()
-                .labels()
-                .map(|label| (label.key(), label.value()))
-                .collect();
-            key.kind() == kind && key.key().name() == name && key_labels == labels
-        })
-        .map(|(_, _, _, value)| value)
-}
-
-fn counter(recorded: &Recorded, name: &str, labels: &[(&str, &str)]) -> u64 {
-    match value(recorded, MetricKind::Counter, name, labels) {
-        Some(DebugValue::Counter(count)) => *count,
-        _ => 0,
-    }
-}
+use metrics_util::debugging::DebuggingRecorder;
 
 #[test]
 fn cached_handles_count_every_accepted_request_in_the_global_recorder() {
@@ -72,19 +38,14 @@ fn cached_handles_count_every_accepted_request_in_the_global_recorder() {
     };
     observe::record_error(&span, &error);
 
-    let recorded: Recorded = snapshotter.snapshot().into_vec();
+    let recorded = Recorded::take(&snapshotter);
     let requests = observe::REQUESTS_TOTAL;
     assert_eq!(
-        counter(
-            &recorded,
-            requests,
-            &[("outcome", "accepted"), ("reason", "none")]
-        ),
+        recorded.counter(requests, &[("outcome", "accepted"), ("reason", "none")]),
         4
     );
     assert_eq!(
-        counter(
-            &recorded,
+        recorded.counter(
             requests,
             &[("outcome", "rejected"), ("reason", "signature_mismatch")]
         ),
@@ -92,27 +53,18 @@ fn cached_handles_count_every_accepted_request_in_the_global_recorder() {
     );
     let events = observe::EVENTS_TOTAL;
     assert_eq!(
-        counter(&recorded, events, &[("event_type", "leads.submit")]),
+        recorded.counter(events, &[("event_type", "leads.submit")]),
         3
     );
-    assert_eq!(counter(&recorded, events, &[("event_type", "other")]), 1);
-    match value(
-        &recorded,
-        MetricKind::Gauge,
-        observe::LAST_ACCEPTED_SECONDS,
-        &[],
-    ) {
-        Some(DebugValue::Gauge(seconds)) => assert!(seconds.0 > 1.7e9, "{seconds:?}"),
-        other => panic!("no last-accepted gauge: {other:?}"),
-    }
+    assert_eq!(recorded.counter(events, &[("event_type", "other")]), 1);
+    let seconds = recorded.gauge(observe::LAST_ACCEPTED_SECONDS);
+    assert!(
+        seconds.is_some_and(|seconds| seconds > 1.7e9),
+        "{seconds:?}"
+    );
     // Every verification is timed, the refused one included.
-    match value(
-        &recorded,
-        MetricKind::Histogram,
-        observe::VERIFICATION_SECONDS,
-        &[],
-    ) {
-        Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 5),
-        other => panic!("no verification histogram: {other:?}"),
-    }
+    assert_eq!(
+        recorded.histogram_samples(observe::VERIFICATION_SECONDS),
+        Some(5)
+    );
 }

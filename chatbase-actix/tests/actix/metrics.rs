@@ -9,42 +9,12 @@ use actix_web::web;
 use bytes::Bytes;
 use chatbase_core::observe;
 use chatbase_core::testing::logs::Logs;
-use metrics::{SharedString, Unit};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use metrics_util::{CompositeKey, MetricKind};
+use chatbase_core::testing::metrics::Recorded;
+use metrics_util::debugging::DebuggingRecorder;
 
 use crate::support::{
     EXTRACTOR_PATH, Hits, MIDDLEWARE_PATH, extractor_app, middleware_app, post_signed, verifier,
 };
-
-/// What was recorded since the last snapshot (a snapshot takes the counts).
-type Recorded = Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>;
-
-fn value<'r>(
-    recorded: &'r Recorded,
-    kind: MetricKind,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'r DebugValue> {
-    recorded
-        .iter()
-        .find(|(key, _, _, _)| {
-            let key_labels: Vec<(&str, &str)> = key
-                .key()
-                .labels()
-                .map(|label| (label.key(), label.value()))
-                .collect();
-            key.kind() == kind && key.key().name() == name && key_labels == labels
-        })
-        .map(|(_, _, _, value)| value)
-}
-
-fn counter(recorded: &Recorded, name: &str, labels: &[(&str, &str)]) -> u64 {
-    match value(recorded, MetricKind::Counter, name, labels) {
-        Some(DebugValue::Counter(count)) => *count,
-        _ => 0,
-    }
-}
 
 /// Sends two accepted requests, a forged and an unsigned one to `path`, and
 /// checks what was recorded.
@@ -74,10 +44,9 @@ where
         .to_request();
     assert_eq!(call_service(app, unsigned).await.status(), 401);
 
-    let recorded = snapshotter.snapshot().into_vec();
+    let recorded = Recorded::take(&snapshotter);
     let requests = |outcome, reason| {
-        counter(
-            &recorded,
+        recorded.counter(
             observe::REQUESTS_TOTAL,
             &[("outcome", outcome), ("reason", reason)],
         )
@@ -85,28 +54,17 @@ where
     assert_eq!(requests("accepted", "none"), 2, "{path}");
     assert_eq!(requests("rejected", "signature_mismatch"), 1, "{path}");
     assert_eq!(requests("rejected", "missing_signature"), 1, "{path}");
-    let events = |event_type| {
-        counter(
-            &recorded,
-            observe::EVENTS_TOTAL,
-            &[("event_type", event_type)],
-        )
-    };
+    let events =
+        |event_type| recorded.counter(observe::EVENTS_TOTAL, &[("event_type", event_type)]);
     assert_eq!(events("leads.submit"), 1, "{path}");
     assert_eq!(events("other"), 1, "{path}");
-    match value(
-        &recorded,
-        MetricKind::Histogram,
-        observe::VERIFICATION_SECONDS,
-        &[],
-    ) {
-        Some(DebugValue::Histogram(times)) => assert_eq!(times.len(), 3, "{path}"),
-        other => panic!("{path}: no verification histogram: {other:?}"),
-    }
-    assert!(matches!(
-        value(&recorded, MetricKind::Gauge, observe::LAST_ACCEPTED_SECONDS, &[]),
-        Some(DebugValue::Gauge(seconds)) if seconds.into_inner() > 1.7e9
-    ));
+    assert_eq!(
+        recorded.histogram_samples(observe::VERIFICATION_SECONDS),
+        Some(3),
+        "{path}"
+    );
+    let seconds = recorded.gauge(observe::LAST_ACCEPTED_SECONDS);
+    assert!(seconds.is_some_and(|seconds| seconds > 1.7e9), "{path}");
     assert!(forged_log.contains("chatbase.webhook{"), "{forged_log}");
     assert!(forged_log.contains("outcome=\"rejected\""), "{forged_log}");
     assert!(

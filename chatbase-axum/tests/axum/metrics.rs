@@ -4,45 +4,10 @@
 use axum::http::StatusCode;
 use chatbase_core::observe;
 use chatbase_core::testing::logs::Logs;
-use metrics::{SharedString, Unit};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use metrics_util::{CompositeKey, MetricKind};
+use chatbase_core::testing::metrics::Recorded;
+use metrics_util::debugging::DebuggingRecorder;
 
 use crate::support::{TARGETS, app, request_signed_as, send, signed_request, verifier};
-
-/// What was recorded since the last snapshot (a snapshot takes the counts).
-type Recorded = Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>;
-
-fn take(snapshotter: &Snapshotter) -> Recorded {
-    snapshotter.snapshot().into_vec()
-}
-
-/// The value of the metric `name` with exactly `labels`, if recorded.
-fn value<'r>(
-    recorded: &'r Recorded,
-    kind: MetricKind,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'r DebugValue> {
-    recorded
-        .iter()
-        .find(|(key, _, _, _)| {
-            let key_labels: Vec<(&str, &str)> = key
-                .key()
-                .labels()
-                .map(|label| (label.key(), label.value()))
-                .collect();
-            key.kind() == kind && key.key().name() == name && key_labels == labels
-        })
-        .map(|(_, _, _, value)| value)
-}
-
-fn counter(recorded: &Recorded, name: &str, labels: &[(&str, &str)]) -> u64 {
-    match value(recorded, MetricKind::Counter, name, labels) {
-        Some(DebugValue::Counter(count)) => *count,
-        _ => 0,
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_request_is_counted_once_by_outcome_and_reason() {
@@ -68,10 +33,9 @@ async fn each_request_is_counted_once_by_outcome_and_reason() {
             .await
             .assert_rejected(StatusCode::UNAUTHORIZED, "unsigned");
 
-        let recorded = take(&snapshotter);
+        let recorded = Recorded::take(&snapshotter);
         let requests = |outcome, reason| {
-            counter(
-                &recorded,
+            recorded.counter(
                 observe::REQUESTS_TOTAL,
                 &[("outcome", outcome), ("reason", reason)],
             )
@@ -79,34 +43,18 @@ async fn each_request_is_counted_once_by_outcome_and_reason() {
         assert_eq!(requests("accepted", "none"), 2, "{target:?}");
         assert_eq!(requests("rejected", "signature_mismatch"), 1, "{target:?}");
         assert_eq!(requests("rejected", "missing_signature"), 1, "{target:?}");
-        let events = |event_type| {
-            counter(
-                &recorded,
-                observe::EVENTS_TOTAL,
-                &[("event_type", event_type)],
-            )
-        };
+        let events =
+            |event_type| recorded.counter(observe::EVENTS_TOTAL, &[("event_type", event_type)]);
         assert_eq!(events("leads.submit"), 1, "{target:?}");
         assert_eq!(events("other"), 1, "{target:?}");
         // Three bodies were verified (the unsigned one was refused from its head).
-        match value(
-            &recorded,
-            MetricKind::Histogram,
-            observe::VERIFICATION_SECONDS,
-            &[],
-        ) {
-            Some(DebugValue::Histogram(times)) => assert_eq!(times.len(), 3, "{target:?}"),
-            other => panic!("{target:?}: no verification histogram: {other:?}"),
-        }
-        match value(
-            &recorded,
-            MetricKind::Gauge,
-            observe::LAST_ACCEPTED_SECONDS,
-            &[],
-        ) {
-            Some(DebugValue::Gauge(seconds)) => assert!(seconds.into_inner() > 1.7e9, "{target:?}"),
-            other => panic!("{target:?}: no last-accepted gauge: {other:?}"),
-        }
+        assert_eq!(
+            recorded.histogram_samples(observe::VERIFICATION_SECONDS),
+            Some(3),
+            "{target:?}"
+        );
+        let seconds = recorded.gauge(observe::LAST_ACCEPTED_SECONDS);
+        assert!(seconds.is_some_and(|seconds| seconds > 1.7e9), "{target:?}");
         // The rejection's log line is in the request's span, with its fields.
         assert!(forged_log.contains("chatbase.webhook{"), "{forged_log}");
         assert!(forged_log.contains("outcome=\"rejected\""), "{forged_log}");

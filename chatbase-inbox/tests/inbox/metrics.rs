@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chatbase_core::Event;
+use chatbase_core::testing::metrics::Recorded;
 use chatbase_inbox::observe::{
     ACCEPTED_TOTAL, DEAD_TOTAL, OLDEST_PENDING_AGE_SECONDS, PENDING, PROCESSED_TOTAL,
     RETRIES_TOTAL, record_stats,
 };
 use chatbase_inbox::{Delivery, Failure, METRIC_NAMES, State};
-use metrics::{SharedString, Unit};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use metrics_util::{CompositeKey, MetricKind};
+use metrics_util::MetricKind;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tokio::sync::Notify;
 
 use crate::support::{Kind, Running, TestDb, WAIT, lead, quick, unique_lead, wait_until, within};
@@ -53,53 +53,12 @@ current_thread_store_tests!(
     the_worker_keeps_the_backlog_gauges,
 );
 
-/// What one snapshot holds (a snapshot takes the counts and the gauges: read
-/// it once, then query it).
-type Recorded = Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>;
-
-fn take(snapshotter: &Snapshotter) -> Recorded {
-    snapshotter.snapshot().into_vec()
-}
-
-fn value<'r>(
-    recorded: &'r Recorded,
-    kind: MetricKind,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'r DebugValue> {
-    recorded
-        .iter()
-        .find(|(key, _, _, _)| {
-            let key_labels: Vec<(&str, &str)> = key
-                .key()
-                .labels()
-                .map(|label| (label.key(), label.value()))
-                .collect();
-            key.kind() == kind && key.key().name() == name && key_labels == labels
-        })
-        .map(|(_, _, _, value)| value)
-}
-
-fn counter(recorded: &Recorded, name: &str, labels: &[(&str, &str)]) -> u64 {
-    match value(recorded, MetricKind::Counter, name, labels) {
-        Some(DebugValue::Counter(count)) => *count,
-        _ => 0,
-    }
-}
-
-fn gauge(recorded: &Recorded, name: &str) -> Option<f64> {
-    match value(recorded, MetricKind::Gauge, name, &[]) {
-        Some(DebugValue::Gauge(value)) => Some(value.into_inner()),
-        _ => None,
-    }
-}
-
 /// Every metric recorded is one of `METRIC_NAMES`, with fixed labels.
 fn assert_known_names(recorded: &Recorded) {
-    for (key, _, _, _) in recorded {
-        let name = key.key().name();
+    for key in recorded.keys() {
+        let name = key.name();
         assert!(METRIC_NAMES.contains(&name), "unlisted metric {name}");
-        for label in key.key().labels() {
+        for label in key.labels() {
             assert_eq!(label.key(), "result", "{name}");
             assert!(
                 ["stored", "duplicate", "failed"].contains(&label.value()),
@@ -121,15 +80,10 @@ async fn accepts_are_counted_by_result(kind: Kind) {
     let inbox = db.open().await;
     // Exported at zero from the start, so that `rate` and `increase` see the
     // first accept of each kind.
-    let recorded = take(&snapshotter);
+    let recorded = Recorded::take(&snapshotter);
     for result in ["stored", "duplicate", "failed"] {
         assert_eq!(
-            value(
-                &recorded,
-                MetricKind::Counter,
-                ACCEPTED_TOTAL,
-                &[("result", result)]
-            ),
+            recorded.value(MetricKind::Counter, ACCEPTED_TOTAL, &[("result", result)]),
             Some(&DebugValue::Counter(0)),
             "{result}"
         );
@@ -150,14 +104,14 @@ async fn accepts_are_counted_by_result(kind: Kind) {
     .await
     .unwrap_err();
 
-    let recorded = take(&snapshotter);
+    let recorded = Recorded::take(&snapshotter);
     assert_known_names(&recorded);
-    let accepted = |result| counter(&recorded, ACCEPTED_TOTAL, &[("result", result)]);
+    let accepted = |result| recorded.counter(ACCEPTED_TOTAL, &[("result", result)]);
     assert_eq!(accepted("stored"), 2);
     assert_eq!(accepted("duplicate"), 1);
     assert_eq!(accepted("failed"), 1);
     // Nothing was processed: no worker ran.
-    assert_eq!(counter(&recorded, PROCESSED_TOTAL, &[]), 0);
+    assert_eq!(recorded.counter(PROCESSED_TOTAL, &[]), 0);
 }
 
 async fn attempts_are_counted_as_processed_retried_or_dead(kind: Kind) {
@@ -196,16 +150,13 @@ async fn attempts_are_counted_as_processed_retried_or_dead(kind: Kind) {
     .await;
     worker.stop().await;
 
-    let recorded = take(&snapshotter);
+    let recorded = Recorded::take(&snapshotter);
     assert_known_names(&recorded);
-    assert_eq!(counter(&recorded, PROCESSED_TOTAL, &[]), 2);
+    assert_eq!(recorded.counter(PROCESSED_TOTAL, &[]), 2);
     // The flaky one's first attempt, and the doomed one's first.
-    assert_eq!(counter(&recorded, RETRIES_TOTAL, &[]), 2);
-    assert_eq!(counter(&recorded, DEAD_TOTAL, &[]), 1);
-    assert_eq!(
-        counter(&recorded, ACCEPTED_TOTAL, &[("result", "stored")]),
-        3
-    );
+    assert_eq!(recorded.counter(RETRIES_TOTAL, &[]), 2);
+    assert_eq!(recorded.counter(DEAD_TOTAL, &[]), 1);
+    assert_eq!(recorded.counter(ACCEPTED_TOTAL, &[("result", "stored")]), 3);
     let doomed = inbox.get(ids[2]).await.unwrap().unwrap();
     assert_eq!((doomed.state, doomed.attempts), (State::Dead, 2));
 }
@@ -269,11 +220,11 @@ async fn a_dead_workers_attempts_count_as_retried_then_dead(kind: Kind) {
     sweeper.stop().await;
     assert!(!called.load(Ordering::SeqCst), "a dead delivery was run");
 
-    let recorded = take(&snapshotter);
+    let recorded = Recorded::take(&snapshotter);
     assert_known_names(&recorded);
-    assert_eq!(counter(&recorded, RETRIES_TOTAL, &[]), 2);
-    assert_eq!(counter(&recorded, DEAD_TOTAL, &[]), 2);
-    assert_eq!(counter(&recorded, PROCESSED_TOTAL, &[]), 0);
+    assert_eq!(recorded.counter(RETRIES_TOTAL, &[]), 2);
+    assert_eq!(recorded.counter(DEAD_TOTAL, &[]), 2);
+    assert_eq!(recorded.counter(PROCESSED_TOTAL, &[]), 0);
 }
 
 async fn the_worker_keeps_the_backlog_gauges(kind: Kind) {
@@ -308,19 +259,19 @@ async fn the_worker_keeps_the_backlog_gauges(kind: Kind) {
         .concurrency(1),
     );
     within(WAIT, "the worker starts a delivery", started.notified()).await;
-    let recorded = take(&snapshotter);
+    let recorded = Recorded::take(&snapshotter);
     assert_known_names(&recorded);
     // The worker's counters are exported at zero before anything happens (an
     // alert on `increase(chatbase_inbox_dead_total[1h])` sees the first one).
     for name in [PROCESSED_TOTAL, RETRIES_TOTAL, DEAD_TOTAL] {
         assert_eq!(
-            value(&recorded, MetricKind::Counter, name, &[]),
+            recorded.value(MetricKind::Counter, name, &[]),
             Some(&DebugValue::Counter(0)),
             "{name}"
         );
     }
-    assert_eq!(gauge(&recorded, PENDING), Some(3.0));
-    let age = gauge(&recorded, OLDEST_PENDING_AGE_SECONDS).unwrap();
+    assert_eq!(recorded.gauge(PENDING), Some(3.0));
+    let age = recorded.gauge(OLDEST_PENDING_AGE_SECONDS).unwrap();
     assert!(
         age >= WAITED.as_secs_f64() * 0.9 && age < WAIT.as_secs_f64(),
         "oldest pending age {age}"
@@ -340,10 +291,10 @@ async fn the_worker_keeps_the_backlog_gauges(kind: Kind) {
             metrics::gauge!(PENDING).set(-1.0);
             metrics::gauge!(OLDEST_PENDING_AGE_SECONDS).set(-1.0);
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let recorded = take(&snapshotter);
-            let pending = gauge(&recorded, PENDING);
+            let recorded = Recorded::take(&snapshotter);
+            let pending = recorded.gauge(PENDING);
             if pending != Some(-1.0) {
-                break (pending, gauge(&recorded, OLDEST_PENDING_AGE_SECONDS));
+                break (pending, recorded.gauge(OLDEST_PENDING_AGE_SECONDS));
             }
         }
     };
@@ -354,8 +305,8 @@ async fn the_worker_keeps_the_backlog_gauges(kind: Kind) {
     // `record_stats`, for those who read `Inbox::stats` themselves.
     inbox.accept(&unique_lead()).await.unwrap();
     record_stats(&inbox.stats().await.unwrap());
-    let recorded = take(&snapshotter);
-    assert_eq!(gauge(&recorded, PENDING), Some(1.0));
-    let age = gauge(&recorded, OLDEST_PENDING_AGE_SECONDS).unwrap();
+    let recorded = Recorded::take(&snapshotter);
+    assert_eq!(recorded.gauge(PENDING), Some(1.0));
+    let age = recorded.gauge(OLDEST_PENDING_AGE_SECONDS).unwrap();
     assert!((0.0..WAIT.as_secs_f64()).contains(&age), "{age}");
 }
