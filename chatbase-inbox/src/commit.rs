@@ -115,7 +115,7 @@ async fn commit(
                     Written::Accepted(Accepted::Duplicate) => {
                         counters.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
-                    Written::Finished(_) => {}
+                    Written::Finished(_) | Written::Claimed(_) => {}
                 }
                 // The waiter may have gone (its request was dropped): the
                 // delivery is stored all the same.

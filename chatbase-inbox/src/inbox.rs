@@ -12,7 +12,7 @@ use crate::commit::{BatchOptions, Counters, Job, run_writer};
 use crate::delivery::{Accepted, CommitStats, DeliveryRecord, RetentionReport, State, Stats};
 use crate::error::InboxError;
 use crate::key::KeyStrategy;
-use crate::store::{NewRow, Outcome, Store, StoreOptions, Write, Written};
+use crate::store::{ClaimRequest, Claimed, NewRow, Outcome, Store, StoreOptions, Write, Written};
 use crate::worker::{Handler, Worker};
 
 /// How long the bodies of processed deliveries are kept, by default: 7 days.
@@ -107,7 +107,7 @@ impl Inbox {
                 .unwrap_or(Err(InboxError::Timeout));
         let result = match written {
             Ok(Written::Accepted(accepted)) => Ok(accepted),
-            Ok(Written::Finished(_)) => Err(InboxError::Closed),
+            Ok(_) => Err(InboxError::Closed),
             Err(error) => Err(error),
         };
         crate::observe::accepted(&result);
@@ -148,7 +148,15 @@ impl Inbox {
             .await?
         {
             Written::Finished(ours) => Ok(ours),
-            Written::Accepted(_) => Err(InboxError::Closed),
+            _ => Err(InboxError::Closed),
+        }
+    }
+
+    /// Claims deliveries for a worker, in the group commit's next batch.
+    pub(crate) async fn claim(&self, request: ClaimRequest) -> Result<Claimed, InboxError> {
+        match self.write(Write::Claim(request)).await? {
+            Written::Claimed(claimed) => Ok(claimed),
+            _ => Err(InboxError::Closed),
         }
     }
 

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::delivery::{Delivery, time_from_millis};
 use crate::failure::Failure;
 use crate::inbox::Inbox;
-use crate::store::{ClaimedRow, Outcome};
+use crate::store::{ClaimRequest, ClaimedRow, Outcome};
 
 /// What a [`Worker`] runs for each delivery: any
 /// `Fn(Delivery) -> impl Future<Output = Result<(), Failure>>` that is `Send`,
@@ -240,12 +240,8 @@ impl<H: Handler> Worker<H> {
                 if expired {
                     next_expired = Instant::now() + config.poll_interval;
                 }
-                match self
-                    .inbox
-                    .store()
-                    .claim(limit, config.lease, config.max_attempts, expired)
-                    .await
-                {
+                let request = ClaimRequest::new(limit, config.lease, config.max_attempts, expired);
+                match self.inbox.claim(request).await {
                     Ok(claimed) => {
                         crate::observe::taken_over(claimed.reclaimed, claimed.swept_dead);
                         for row in claimed.rows {
@@ -259,7 +255,6 @@ impl<H: Handler> Worker<H> {
                         }
                     }
                     Err(error) => {
-                        let error = crate::InboxError::store("claim deliveries", error);
                         tracing::warn!(%error, "chatbase-inbox: could not claim deliveries");
                     }
                 }

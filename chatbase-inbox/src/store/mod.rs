@@ -69,18 +69,48 @@ pub(crate) enum Write {
         lease_token: i64,
         outcome: Outcome,
     },
+    /// Claim deliveries for a worker, after the batch's other writes: the
+    /// claim shares their transaction (and its commit) instead of paying for
+    /// one of its own, and sees the deliveries they stored or released.
+    Claim(ClaimRequest),
 }
 
 /// The answer to one [`Write`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Written {
     Accepted(Accepted),
     /// Whether the row was still ours (lease token unchanged).
     Finished(bool),
+    Claimed(Claimed),
+}
+
+/// What a worker claims: up to `limit` deliveries under a lease of
+/// `lease_ms`, pending ones whose backoff has passed and, with `expired`,
+/// first those whose lease expired (declaring dead those whose expired lease
+/// was their last attempt). The worker asks for expired leases once per poll
+/// interval, not at every claim: they are rare, and each query is work in the
+/// write transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClaimRequest {
+    pub(crate) limit: i64,
+    pub(crate) lease_ms: i64,
+    pub(crate) max_attempts: i32,
+    pub(crate) expired: bool,
+}
+
+impl ClaimRequest {
+    pub(crate) fn new(limit: u32, lease: Duration, max_attempts: u32, expired: bool) -> Self {
+        Self {
+            limit: i64::from(limit),
+            lease_ms: millis(lease),
+            max_attempts: i32::try_from(max_attempts).unwrap_or(i32::MAX),
+            expired,
+        }
+    }
 }
 
 /// A delivery claimed by a worker.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, PartialEq, Eq, sqlx::FromRow)]
 pub(crate) struct ClaimedRow {
     pub(crate) id: i64,
     pub(crate) delivery_key: String,
@@ -94,7 +124,7 @@ pub(crate) struct ClaimedRow {
 
 /// What one claim took: the deliveries to run, and what it found of
 /// deliveries whose worker died.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Claimed {
     /// The deliveries claimed, by id.
     pub(crate) rows: Vec<ClaimedRow>,
@@ -236,11 +266,10 @@ impl Store {
         dispatch!(self, s => s.write_batch(writes).await)
     }
 
-    /// Claims up to `limit` deliveries under a lease: pending ones whose
-    /// backoff has passed and, with `expired`, first those whose lease expired
-    /// (and declares dead those whose expired lease was their last attempt).
-    /// The worker asks for expired leases once per poll interval, not at every
-    /// claim: they are rare, and each query is work in the write transaction.
+    /// Claims deliveries in a transaction of its own (see [`ClaimRequest`]);
+    /// the worker's claims go through the group commit instead
+    /// ([`Write::Claim`]).
+    #[cfg(test)]
     pub(crate) async fn claim(
         &self,
         limit: u32,
@@ -248,10 +277,14 @@ impl Store {
         max_attempts: u32,
         expired: bool,
     ) -> Result<Claimed, sqlx::Error> {
-        let lease = millis(lease);
-        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        let limit = i64::from(limit);
-        dispatch!(self, s => s.claim(limit, lease, max_attempts, expired).await)
+        let request = ClaimRequest::new(limit, lease, max_attempts, expired);
+        let mut written = self.write_batch(&[Write::Claim(request)]).await?;
+        match written.pop() {
+            Some(Written::Claimed(claimed)) => Ok(claimed),
+            _ => Err(sqlx::Error::Protocol(
+                "a claim answered with no claim".into(),
+            )),
+        }
     }
 
     pub(crate) async fn extend_lease(

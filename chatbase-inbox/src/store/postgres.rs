@@ -8,11 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    Claimed, ClaimedRow, MIGRATIONS_TABLE, Outcome, RETENTION_CHUNK, RawStats, RawWaiting,
-    RecordRow, StoreOptions, Write, Written, millis, text_column,
+    ClaimRequest, Claimed, ClaimedRow, MIGRATIONS_TABLE, Outcome, RETENTION_CHUNK, RawStats,
+    RawWaiting, RecordRow, StoreOptions, Write, Written, millis, text_column,
 };
 use crate::delivery::Accepted;
 use crate::error::InboxError;
@@ -168,6 +168,42 @@ const OLDEST_PENDING_AGE: &str = concat!(
     " - MIN(received_at) FROM chatbase_inbox_deliveries WHERE state IN ('pending', 'processing')"
 );
 
+/// Claims deliveries in the transaction `tx` holds (see [`ClaimRequest`]).
+async fn claim_in(tx: &mut PgConnection, request: &ClaimRequest) -> Result<Claimed, sqlx::Error> {
+    let mut swept_dead = 0;
+    let mut rows: Vec<ClaimedRow> = Vec::new();
+    if request.expired {
+        swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
+            .bind(request.max_attempts)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        rows = sqlx::query_as(CLAIM_EXPIRED)
+            .bind(request.lease_ms)
+            .bind(request.max_attempts)
+            .bind(request.limit)
+            .fetch_all(&mut *tx)
+            .await?;
+    }
+    let reclaimed = rows.len() as u64;
+    let left = request.limit - rows.len() as i64;
+    if left > 0 {
+        rows.extend(
+            sqlx::query_as::<_, ClaimedRow>(CLAIM_READY)
+                .bind(request.lease_ms)
+                .bind(left)
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    rows.sort_by_key(|row| row.id);
+    Ok(Claimed {
+        rows,
+        reclaimed,
+        swept_dead,
+    })
+}
+
 /// PostgreSQL behind a pool.
 #[derive(Debug, Clone)]
 pub(crate) struct PgStore {
@@ -228,6 +264,7 @@ impl PgStore {
                     lease_token,
                     outcome,
                 } => finishes.push((index, *id, *lease_token, outcome)),
+                Write::Claim(_) => {}
             }
         }
         // Finishes in id order, for the same reason inserts go in key order.
@@ -282,6 +319,14 @@ impl PgStore {
             let done = query.execute(&mut *tx).await?;
             finished.insert(index, done.rows_affected() == 1);
         }
+        // Claims last: they see what this batch stored and released. Their
+        // rows stay locked until the commit, so no other worker takes them.
+        let mut claimed = HashMap::new();
+        for (index, write) in writes.iter().enumerate() {
+            if let Write::Claim(request) = write {
+                claimed.insert(index, claim_in(&mut tx, request).await?);
+            }
+        }
         tx.commit().await?;
 
         // The first write of a stored key gets its id; later ones (and keys
@@ -301,50 +346,10 @@ impl PgStore {
                 Write::Finish { .. } => {
                     Written::Finished(finished.get(&index).copied().unwrap_or(false))
                 }
+                Write::Claim(_) => Written::Claimed(claimed.remove(&index).unwrap_or_default()),
             });
         }
         Ok(written)
-    }
-
-    pub(crate) async fn claim(
-        &self,
-        limit: i64,
-        lease_ms: i64,
-        max_attempts: i32,
-        expired: bool,
-    ) -> Result<Claimed, sqlx::Error> {
-        let mut swept_dead = 0;
-        let mut rows: Vec<ClaimedRow> = Vec::new();
-        if expired {
-            swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
-                .bind(max_attempts)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            rows = sqlx::query_as(CLAIM_EXPIRED)
-                .bind(lease_ms)
-                .bind(max_attempts)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        }
-        let reclaimed = rows.len() as u64;
-        let left = limit - rows.len() as i64;
-        if left > 0 {
-            rows.extend(
-                sqlx::query_as::<_, ClaimedRow>(CLAIM_READY)
-                    .bind(lease_ms)
-                    .bind(left)
-                    .fetch_all(&self.pool)
-                    .await?,
-            );
-        }
-        rows.sort_by_key(|row| row.id);
-        Ok(Claimed {
-            rows,
-            reclaimed,
-            swept_dead,
-        })
     }
 
     pub(crate) async fn extend_lease(

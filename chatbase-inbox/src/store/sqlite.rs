@@ -9,13 +9,15 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use tokio::sync::Mutex;
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::{
-    Claimed, ClaimedRow, MIGRATIONS_TABLE, NewRow, Outcome, RETENTION_CHUNK, RawStats, RawWaiting,
-    RecordRow, StoreOptions, Write, Written, millis,
+    ClaimRequest, Claimed, ClaimedRow, MIGRATIONS_TABLE, NewRow, Outcome, RETENTION_CHUNK,
+    RawStats, RawWaiting, RecordRow, StoreOptions, Write, Written, millis,
 };
 use crate::delivery::Accepted;
 use crate::error::InboxError;
@@ -27,19 +29,23 @@ macro_rules! now {
     };
 }
 
-/// Batches are written in chunks of these sizes (largest first), so that a
-/// few fixed statements, prepared once, write any batch in few round trips
-/// (each is a message to the connection's thread and back).
-const INSERT_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// Batches are written in chunks of at most this many rows, one statement
+/// per chunk: a batch of up to 64 deliveries is one round trip (a message to
+/// the connection's thread and back). There is a statement for each chunk
+/// size, prepared on first use and kept in the writing connection's cache.
+const MAX_CHUNK: usize = 64;
+
+/// The writing connection's statement cache: the insert and finish
+/// statements of every chunk size, and the others.
+const WRITER_STATEMENT_CACHE: usize = 2 * MAX_CHUNK + 32;
 
 /// `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING` for each
 /// chunk size. A key already stored, or earlier in the statement, is skipped.
 fn insert_statement(rows: usize) -> &'static str {
     static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
-        INSERT_CHUNKS
-            .iter()
-            .map(|&n| {
+        (1..=MAX_CHUNK)
+            .map(|n| {
                 let row = concat!("(?, ?, ?, ?, ", now!(), ", ", now!(), ")");
                 format!(
                     "INSERT INTO chatbase_inbox_deliveries \
@@ -50,8 +56,9 @@ fn insert_statement(rows: usize) -> &'static str {
             })
             .collect()
     });
-    let index = INSERT_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
-    statements.get(index).map_or("", String::as_str)
+    statements
+        .get(rows.clamp(1, MAX_CHUNK) - 1)
+        .map_or("", String::as_str)
 }
 
 /// `UPDATE ... FROM (VALUES (?, ?), ...) RETURNING id` marking processed the
@@ -60,9 +67,8 @@ fn insert_statement(rows: usize) -> &'static str {
 fn finish_processed_statement(rows: usize) -> &'static str {
     static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
-        INSERT_CHUNKS
-            .iter()
-            .map(|&n| {
+        (1..=MAX_CHUNK)
+            .map(|n| {
                 format!(
                     "UPDATE chatbase_inbox_deliveries SET state = 'processed', \
                      locked_until = NULL, finished_at = {} \
@@ -77,8 +83,9 @@ fn finish_processed_statement(rows: usize) -> &'static str {
             })
             .collect()
     });
-    let index = INSERT_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
-    statements.get(index).map_or("", String::as_str)
+    statements
+        .get(rows.clamp(1, MAX_CHUNK) - 1)
+        .map_or("", String::as_str)
 }
 
 const FINISH_RETRY: &str = concat!(
@@ -125,6 +132,10 @@ const CLAIM_EXPIRED: &str = concat!(
 /// partial index of pending deliveries is named: without statistics SQLite
 /// would pick the index on `state` and sort every pending delivery at each
 /// claim, which makes a backlog slower to drain the larger it grows.
+///
+/// The limit is `CAST(?2 AS INTEGER)`, not a bare `?2`: SQLite plans a bare
+/// parameter in `LIMIT` for its value, so it would prepare the statement
+/// again at every claim, whose limit is bound afresh each time.
 const CLAIM_READY: &str = concat!(
     "UPDATE chatbase_inbox_deliveries SET state = 'processing', attempts = attempts + 1, ",
     "lease_token = lease_token + 1, locked_until = ",
@@ -132,7 +143,7 @@ const CLAIM_READY: &str = concat!(
     " + ?1 WHERE id IN (SELECT id FROM chatbase_inbox_deliveries INDEXED BY chatbase_inbox_ready ",
     "WHERE state = 'pending' AND available_at <= ",
     now!(),
-    " ORDER BY available_at LIMIT ?2) ",
+    " ORDER BY available_at LIMIT CAST(?2 AS INTEGER)) ",
     "RETURNING id, delivery_key, chatbot_id, event_type, body, received_at, attempts, lease_token"
 );
 
@@ -207,11 +218,57 @@ fn is_busy(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code & 0xff == 5)
 }
 
-/// SQLite behind a pool, with this process's writes taking turns.
+/// Claims deliveries in the transaction `tx` holds (see [`ClaimRequest`]).
+async fn claim_in(
+    tx: &mut SqliteConnection,
+    request: &ClaimRequest,
+) -> Result<Claimed, sqlx::Error> {
+    let mut swept_dead = 0;
+    let mut rows: Vec<ClaimedRow> = Vec::new();
+    if request.expired {
+        swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
+            .bind(request.max_attempts)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        rows = sqlx::query_as(CLAIM_EXPIRED)
+            .bind(request.lease_ms)
+            .bind(request.max_attempts)
+            .bind(request.limit)
+            .fetch_all(&mut *tx)
+            .await?;
+    }
+    let reclaimed = rows.len() as u64;
+    let left = request.limit - rows.len() as i64;
+    if left > 0 {
+        rows.extend(
+            sqlx::query_as::<_, ClaimedRow>(CLAIM_READY)
+                .bind(request.lease_ms)
+                .bind(left)
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    rows.sort_by_key(|row| row.id);
+    Ok(Claimed {
+        rows,
+        reclaimed,
+        swept_dead,
+    })
+}
+
+/// SQLite: this process's writes take turns on one connection of their own,
+/// reads go through a pool.
+///
+/// One writing connection keeps its page cache: SQLite empties a connection's
+/// cache when another connection has written to the file since its last
+/// transaction, so writers that alternate would re-read the pages they touch.
+/// It also skips the pool's acquire and health check, which on SQLite are
+/// round trips to the connection's thread.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
-    write_lock: Arc<Mutex<()>>,
+    writer: Arc<Mutex<Option<SqliteConnection>>>,
 }
 
 impl SqliteStore {
@@ -225,10 +282,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(options.sqlite_busy_timeout)
-            // Keys are hashes, so inserts land all over the key index: a page
-            // cache of 16 MiB per connection (SQLite's default is 2 MiB) keeps
-            // the index in memory instead of re-reading it for every insert.
-            .pragma("cache_size", "-16384");
+            // A statement that changes many rows keeps the pages it changes in
+            // a statement journal (to undo itself alone on error): in memory,
+            // not in a temporary file written page by page.
+            .pragma("temp_store", "memory")
+            // Copy the WAL back into the database every 10,000 pages (40 MiB)
+            // rather than 1,000: pages written many times (the ends of the
+            // table and its indexes) are copied once per checkpoint.
+            .pragma("wal_autocheckpoint", "10000");
         // Create the file's directory, as the file itself is created.
         if let Some(parent) = connect.get_filename().parent()
             && !parent.as_os_str().is_empty()
@@ -242,20 +303,23 @@ impl SqliteStore {
         // WAL, and SQLite answers the losers SQLITE_BUSY at once, without
         // waiting out the busy timeout: try again, as for the migrations.
         let mut attempt = 0;
-        let pool = loop {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(options.max_connections.max(1))
-                .min_connections(options.min_connections)
-                .acquire_timeout(options.connect_timeout)
-                .connect_with(connect.clone())
-                .await;
-            match pool {
-                Ok(pool) => break pool,
-                Err(e) if is_busy(&e) && attempt < 8 => {
+        let mut writer = loop {
+            let writing = connect
+                .clone()
+                .statement_cache_capacity(WRITER_STATEMENT_CACHE)
+                // Keys are hashes, so inserts land all over the key index: a
+                // page cache of 16 MiB (SQLite's default is 2 MiB) keeps the
+                // index in memory instead of re-reading it for every insert.
+                .pragma("cache_size", "-16384");
+            let opened = tokio::time::timeout(options.connect_timeout, writing.connect()).await;
+            match opened {
+                Ok(Ok(connection)) => break connection,
+                Ok(Err(e)) if is_busy(&e) && attempt < 8 => {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
                 }
-                Err(e) => return Err(InboxError::store("open the SQLite database", e)),
+                Ok(Err(e)) => return Err(InboxError::store("open the SQLite database", e)),
+                Err(_) => return Err(InboxError::Timeout),
             }
         };
 
@@ -265,7 +329,7 @@ impl SqliteStore {
         // at once, one of them loses the race and finds the work done on retry.
         let mut attempt = 0;
         loop {
-            match migrator.run(&pool).await {
+            match migrator.run(&mut writer).await {
                 Ok(()) => break,
                 // Up to 8 tries over about 2 s: several processes (or tests)
                 // opening one new file under load may lose the race more than
@@ -281,10 +345,24 @@ impl SqliteStore {
                 }
             }
         }
+        // The file exists and is in WAL mode: the readers open it as is.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| InboxError::store("open the SQLite database", e))?;
         Ok(Self {
             pool,
-            write_lock: Arc::new(Mutex::new(())),
+            writer: Arc::new(Mutex::new(Some(writer))),
         })
+    }
+
+    /// This process's turn to write, on the writing connection.
+    async fn writer(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, sqlx::Error> {
+        MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
+            .map_err(|_| sqlx::Error::PoolClosed)
     }
 
     pub(crate) fn kind(&self) -> &'static str {
@@ -296,20 +374,16 @@ impl SqliteStore {
             .iter()
             .filter_map(|write| match write {
                 Write::Insert(row) => Some(row),
-                Write::Finish { .. } => None,
+                Write::Finish { .. } | Write::Claim(_) => None,
             })
             .collect();
 
-        let _turn = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut stored: HashMap<&str, i64> = HashMap::new();
         let mut rest = rows.as_slice();
         while !rest.is_empty() {
-            let size = INSERT_CHUNKS
-                .into_iter()
-                .find(|&n| n <= rest.len())
-                .unwrap_or(1);
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            let (chunk, tail) = rest.split_at(MAX_CHUNK.min(rest.len()));
             rest = tail;
             let mut query = sqlx::query_as::<_, (i64, String)>(insert_statement(chunk.len()));
             for row in chunk {
@@ -342,11 +416,7 @@ impl SqliteStore {
         let mut processed_ids = HashSet::new();
         let mut rest = processed.as_slice();
         while !rest.is_empty() {
-            let size = INSERT_CHUNKS
-                .into_iter()
-                .find(|&n| n <= rest.len())
-                .unwrap_or(1);
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            let (chunk, tail) = rest.split_at(MAX_CHUNK.min(rest.len()));
             rest = tail;
             let mut query = sqlx::query_scalar::<_, i64>(finish_processed_statement(chunk.len()));
             for (id, lease_token) in chunk {
@@ -381,11 +451,19 @@ impl SqliteStore {
                 finished.push(query.execute(&mut *tx).await?.rows_affected() == 1);
             }
         }
+        // Claims last: they see what this batch stored and released.
+        let mut claimed = Vec::new();
+        for write in writes {
+            if let Write::Claim(request) = write {
+                claimed.push(claim_in(&mut tx, request).await?);
+            }
+        }
         tx.commit().await?;
 
         // The first write of a stored key gets its id; later ones (and keys
         // that were already there) are duplicates.
         let mut finished = finished.into_iter();
+        let mut claimed = claimed.into_iter();
         Ok(writes
             .iter()
             .map(|write| match write {
@@ -394,52 +472,9 @@ impl SqliteStore {
                     None => Accepted::Duplicate,
                 }),
                 Write::Finish { .. } => Written::Finished(finished.next().unwrap_or(false)),
+                Write::Claim(_) => Written::Claimed(claimed.next().unwrap_or_default()),
             })
             .collect())
-    }
-
-    pub(crate) async fn claim(
-        &self,
-        limit: i64,
-        lease_ms: i64,
-        max_attempts: i32,
-        expired: bool,
-    ) -> Result<Claimed, sqlx::Error> {
-        let _turn = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut swept_dead = 0;
-        let mut rows: Vec<ClaimedRow> = Vec::new();
-        if expired {
-            swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
-                .bind(max_attempts)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            rows = sqlx::query_as(CLAIM_EXPIRED)
-                .bind(lease_ms)
-                .bind(max_attempts)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-        }
-        let reclaimed = rows.len() as u64;
-        let left = limit - rows.len() as i64;
-        if left > 0 {
-            rows.extend(
-                sqlx::query_as::<_, ClaimedRow>(CLAIM_READY)
-                    .bind(lease_ms)
-                    .bind(left)
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
-        }
-        tx.commit().await?;
-        rows.sort_by_key(|row| row.id);
-        Ok(Claimed {
-            rows,
-            reclaimed,
-            swept_dead,
-        })
     }
 
     pub(crate) async fn extend_lease(
@@ -448,12 +483,12 @@ impl SqliteStore {
         lease_token: i64,
         lease_ms: i64,
     ) -> Result<bool, sqlx::Error> {
-        let _turn = self.write_lock.lock().await;
+        let mut writer = self.writer().await?;
         let done = sqlx::query(EXTEND_LEASE)
             .bind(id)
             .bind(lease_token)
             .bind(lease_ms)
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -478,12 +513,12 @@ impl SqliteStore {
     }
 
     pub(crate) async fn requeue(&self, id: Option<i64>) -> Result<u64, sqlx::Error> {
-        let _turn = self.write_lock.lock().await;
+        let mut writer = self.writer().await?;
         let query = match id {
             Some(id) => sqlx::query(REQUEUE_ONE).bind(id),
             None => sqlx::query(REQUEUE_ALL),
         };
-        Ok(query.execute(&self.pool).await?.rows_affected())
+        Ok(query.execute(&mut *writer).await?.rows_affected())
     }
 
     pub(crate) async fn purge_chunk(
@@ -491,22 +526,22 @@ impl SqliteStore {
         state: &str,
         older_than_ms: i64,
     ) -> Result<u64, sqlx::Error> {
-        let _turn = self.write_lock.lock().await;
+        let mut writer = self.writer().await?;
         let done = sqlx::query(PURGE_CHUNK)
             .bind(state)
             .bind(older_than_ms)
             .bind(RETENTION_CHUNK)
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await?;
         Ok(done.rows_affected())
     }
 
     pub(crate) async fn remove_bodies_chunk(&self, older_than_ms: i64) -> Result<u64, sqlx::Error> {
-        let _turn = self.write_lock.lock().await;
+        let mut writer = self.writer().await?;
         let done = sqlx::query(REMOVE_BODIES_CHUNK)
             .bind(older_than_ms)
             .bind(RETENTION_CHUNK)
-            .execute(&self.pool)
+            .execute(&mut *writer)
             .await?;
         Ok(done.rows_affected())
     }
@@ -528,5 +563,9 @@ impl SqliteStore {
 
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+        // Waits for the write in progress, if any; later writes fail.
+        if let Some(writer) = self.writer.lock().await.take() {
+            let _ = writer.close().await;
+        }
     }
 }
