@@ -39,8 +39,16 @@ const MAX_CHUNK: usize = 64;
 /// statements of every chunk size, and the others.
 const WRITER_STATEMENT_CACHE: usize = 2 * MAX_CHUNK + 32;
 
-/// `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING` for each
-/// chunk size. A key already stored, or earlier in the statement, is skipped.
+/// Statements that change several rows of a batch say `OR IGNORE`. In a
+/// transaction, a statement that may abort halfway needs a statement journal:
+/// SQLite copies each page before the statement changes it, to undo that
+/// statement alone. These statements cannot fail a constraint (the values
+/// bound are never NULL, every state set is a valid one), and with `OR
+/// IGNORE` SQLite knows it and keeps no such copies.
+///
+/// `INSERT OR IGNORE ... VALUES (...), (...) ON CONFLICT DO NOTHING
+/// RETURNING` for each chunk size. A key already stored, or earlier in the
+/// statement, is skipped.
 fn insert_statement(rows: usize) -> &'static str {
     static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
@@ -48,7 +56,7 @@ fn insert_statement(rows: usize) -> &'static str {
             .map(|n| {
                 let row = concat!("(?, ?, ?, ?, ", now!(), ", ", now!(), ")");
                 format!(
-                    "INSERT INTO chatbase_inbox_deliveries \
+                    "INSERT OR IGNORE INTO chatbase_inbox_deliveries \
                      (delivery_key, chatbot_id, event_type, body, received_at, available_at) \
                      VALUES {} ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key",
                     vec![row; n].join(", ")
@@ -61,7 +69,7 @@ fn insert_statement(rows: usize) -> &'static str {
         .map_or("", String::as_str)
 }
 
-/// `UPDATE ... FROM (VALUES (?, ?), ...) RETURNING id` marking processed the
+/// `UPDATE OR IGNORE ... FROM (VALUES (?, ?), ...) RETURNING id` marking processed the
 /// deliveries of a chunk of (id, lease token) pairs, for each chunk size; a
 /// delivery whose lease token changed (it was taken over) is left alone.
 fn finish_processed_statement(rows: usize) -> &'static str {
@@ -70,7 +78,7 @@ fn finish_processed_statement(rows: usize) -> &'static str {
         (1..=MAX_CHUNK)
             .map(|n| {
                 format!(
-                    "UPDATE chatbase_inbox_deliveries SET state = 'processed', \
+                    "UPDATE OR IGNORE chatbase_inbox_deliveries SET state = 'processed', \
                      locked_until = NULL, finished_at = {} \
                      FROM (VALUES {}) AS f \
                      WHERE chatbase_inbox_deliveries.id = f.column1 \
@@ -128,7 +136,8 @@ const CLAIM_EXPIRED: &str = concat!(
     "RETURNING id, delivery_key, chatbot_id, event_type, body, received_at, attempts, lease_token"
 );
 
-/// Claims pending deliveries whose backoff has passed, oldest first. The
+/// Claims pending deliveries whose backoff has passed, oldest first (`OR
+/// IGNORE`: see [`insert_statement`]). The
 /// partial index of pending deliveries is named: without statistics SQLite
 /// would pick the index on `state` and sort every pending delivery at each
 /// claim, which makes a backlog slower to drain the larger it grows.
@@ -137,7 +146,7 @@ const CLAIM_EXPIRED: &str = concat!(
 /// parameter in `LIMIT` for its value, so it would prepare the statement
 /// again at every claim, whose limit is bound afresh each time.
 const CLAIM_READY: &str = concat!(
-    "UPDATE chatbase_inbox_deliveries SET state = 'processing', attempts = attempts + 1, ",
+    "UPDATE OR IGNORE chatbase_inbox_deliveries SET state = 'processing', attempts = attempts + 1, ",
     "lease_token = lease_token + 1, locked_until = ",
     now!(),
     " + ?1 WHERE id IN (SELECT id FROM chatbase_inbox_deliveries INDEXED BY chatbase_inbox_ready ",
