@@ -152,8 +152,17 @@ impl Inbox {
         }
     }
 
-    /// Claims deliveries for a worker, in the group commit's next batch.
+    /// Claims deliveries for a worker: in the group commit's next batch
+    /// where the store has one writer at a time (SQLite), else alone.
     pub(crate) async fn claim(&self, request: ClaimRequest) -> Result<Claimed, InboxError> {
+        if !self.inner.store.claims_in_batch() {
+            return self
+                .inner
+                .store
+                .claim_alone(request)
+                .await
+                .map_err(|e| InboxError::store("claim deliveries", e));
+        }
         match self.write(Write::Claim(request)).await? {
             Written::Claimed(claimed) => Ok(claimed),
             _ => Err(InboxError::Closed),

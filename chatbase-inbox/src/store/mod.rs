@@ -266,9 +266,25 @@ impl Store {
         dispatch!(self, s => s.write_batch(writes).await)
     }
 
-    /// Claims deliveries in a transaction of its own (see [`ClaimRequest`]);
-    /// the worker's claims go through the group commit instead
-    /// ([`Write::Claim`]).
+    /// Whether a worker's claims should go through the group commit
+    /// ([`Write::Claim`]). SQLite has one writer at a time: a claim of its own
+    /// would wait for the batch anyway, then pay for a commit of its own.
+    /// PostgreSQL runs a claim on another connection while a batch commits.
+    pub(crate) fn claims_in_batch(&self) -> bool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(_) => true,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => false,
+        }
+    }
+
+    /// Claims deliveries outside the group commit (see [`ClaimRequest`]).
+    pub(crate) async fn claim_alone(&self, request: ClaimRequest) -> Result<Claimed, sqlx::Error> {
+        dispatch!(self, s => s.claim_alone(request).await)
+    }
+
+    /// Claims deliveries as the group commit does, in a batch of one.
     #[cfg(test)]
     pub(crate) async fn claim(
         &self,

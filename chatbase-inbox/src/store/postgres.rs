@@ -352,6 +352,14 @@ impl PgStore {
         Ok(written)
     }
 
+    /// A claim on a connection of its own, each statement committed alone
+    /// (`FOR UPDATE SKIP LOCKED` keeps two workers off one delivery), while
+    /// the group commit goes on on another connection.
+    pub(crate) async fn claim_alone(&self, request: ClaimRequest) -> Result<Claimed, sqlx::Error> {
+        let mut connection = self.pool.acquire().await?;
+        claim_in(&mut connection, &request).await
+    }
+
     pub(crate) async fn extend_lease(
         &self,
         id: i64,
