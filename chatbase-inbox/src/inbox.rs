@@ -489,7 +489,8 @@ impl InboxBuilder {
     }
 
     /// The most connections the pool opens: default 4 for SQLite, 10 for
-    /// PostgreSQL.
+    /// PostgreSQL. With SQLite, the pool serves reads; this process's writes
+    /// go through one more connection, kept for them.
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = Some(n.max(1));
         self
