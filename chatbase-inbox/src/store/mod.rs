@@ -279,9 +279,15 @@ impl Store {
         }
     }
 
-    /// Claims deliveries outside the group commit (see [`ClaimRequest`]).
+    /// Claims deliveries outside the group commit (see [`ClaimRequest`]):
+    /// on PostgreSQL on a connection of its own, on SQLite in a batch of one.
     pub(crate) async fn claim_alone(&self, request: ClaimRequest) -> Result<Claimed, sqlx::Error> {
-        dispatch!(self, s => s.claim_alone(request).await)
+        match self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(s) => claimed(s.write_batch(&[Write::Claim(request)]).await?),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.claim_alone(request).await,
+        }
     }
 
     /// Claims deliveries as the group commit does, in a batch of one.
@@ -294,13 +300,7 @@ impl Store {
         expired: bool,
     ) -> Result<Claimed, sqlx::Error> {
         let request = ClaimRequest::new(limit, lease, max_attempts, expired);
-        let mut written = self.write_batch(&[Write::Claim(request)]).await?;
-        match written.pop() {
-            Some(Written::Claimed(claimed)) => Ok(claimed),
-            _ => Err(sqlx::Error::Protocol(
-                "a claim answered with no claim".into(),
-            )),
-        }
+        claimed(self.write_batch(&[Write::Claim(request)]).await?)
     }
 
     pub(crate) async fn extend_lease(
@@ -372,6 +372,17 @@ impl Store {
 
     pub(crate) async fn close(&self) {
         dispatch!(self, s => s.close().await);
+    }
+}
+
+/// The answer to a batch of one claim.
+#[cfg_attr(not(any(test, feature = "sqlite")), allow(dead_code))]
+fn claimed(mut written: Vec<Written>) -> Result<Claimed, sqlx::Error> {
+    match written.pop() {
+        Some(Written::Claimed(claimed)) => Ok(claimed),
+        _ => Err(sqlx::Error::Protocol(
+            "the store answered a claim with something else".into(),
+        )),
     }
 }
 

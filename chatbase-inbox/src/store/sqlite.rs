@@ -486,15 +486,6 @@ impl SqliteStore {
             .collect())
     }
 
-    /// A claim in a transaction of its own.
-    pub(crate) async fn claim_alone(&self, request: ClaimRequest) -> Result<Claimed, sqlx::Error> {
-        let mut writer = self.writer().await?;
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-        let claimed = claim_in(&mut tx, &request).await?;
-        tx.commit().await?;
-        Ok(claimed)
-    }
-
     pub(crate) async fn extend_lease(
         &self,
         id: i64,
