@@ -1,5 +1,6 @@
 //! `observe::cache_metric_handles`: the accepted path through cached handles
-//! counts exactly what the registry lookups count. A binary of its own, since
+//! counts exactly what the registry lookups count, and sets the last-accepted
+//! gauge once per second at most. A binary of its own, since
 //! it installs the global recorder and caches handles for the whole process.
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
@@ -67,4 +68,46 @@ fn cached_handles_count_every_accepted_request_in_the_global_recorder() {
         recorded.histogram_samples(observe::VERIFICATION_SECONDS),
         Some(5)
     );
+
+    // The gauge moves once per second at most: an event accepted later in
+    // the same second leaves it at an earlier one's time.
+    let accept = || {
+        let span = observe::request_span();
+        observe::record(&span, Outcome::Accepted, "none", Some("leads.submit"));
+    };
+    for _ in 0..10 {
+        // Start a new second, so the next event is its first; a snapshot
+        // reads a gauge and resets it to 0.
+        let now = unix_seconds();
+        std::thread::sleep(std::time::Duration::from_secs_f64(
+            now.floor() + 1.0 - now + 0.001,
+        ));
+        let _ = Recorded::take(&snapshotter);
+        let before = unix_seconds();
+        accept();
+        let between = unix_seconds();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        accept();
+        let after = unix_seconds();
+        if before.floor() != after.floor() {
+            // A second began in between: either event may have set it.
+            continue;
+        }
+        let gauge = Recorded::take(&snapshotter)
+            .gauge(observe::LAST_ACCEPTED_SECONDS)
+            .unwrap();
+        assert!(
+            before <= gauge && gauge <= between,
+            "the gauge is {gauge}: not the first event of its second ({before} to {between})"
+        );
+        return;
+    }
+    panic!("10 tries, each across a second boundary");
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
