@@ -9,6 +9,48 @@ use bytes::Bytes;
 use crate::delivery::{Accepted, DeliveryRecord, State, time_from_millis};
 use crate::error::InboxError;
 
+/// The body of each store's `claim_in`: the same three statements (declare
+/// dead the expired last attempts, take over expired leases, claim ready
+/// deliveries) on its own connection type, with its own SQL.
+macro_rules! claim_in_body {
+    ($tx:expr, $request:expr, $sweep:expr, $expired:expr, $ready:expr) => {{
+        let tx = $tx;
+        let request: &ClaimRequest = $request;
+        let mut swept_dead = 0;
+        let mut rows: Vec<ClaimedRow> = Vec::new();
+        if request.expired {
+            swept_dead = sqlx::query($sweep)
+                .bind(request.max_attempts)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            rows = sqlx::query_as($expired)
+                .bind(request.lease_ms)
+                .bind(request.max_attempts)
+                .bind(request.limit)
+                .fetch_all(&mut *tx)
+                .await?;
+        }
+        let reclaimed = rows.len() as u64;
+        let left = request.limit - rows.len() as i64;
+        if left > 0 {
+            rows.extend(
+                sqlx::query_as::<_, ClaimedRow>($ready)
+                    .bind(request.lease_ms)
+                    .bind(left)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+        }
+        rows.sort_by_key(|row| row.id);
+        Ok(Claimed {
+            rows,
+            reclaimed,
+            swept_dead,
+        })
+    }};
+}
+
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

@@ -170,38 +170,7 @@ const OLDEST_PENDING_AGE: &str = concat!(
 
 /// Claims deliveries in the transaction `tx` holds (see [`ClaimRequest`]).
 async fn claim_in(tx: &mut PgConnection, request: &ClaimRequest) -> Result<Claimed, sqlx::Error> {
-    let mut swept_dead = 0;
-    let mut rows: Vec<ClaimedRow> = Vec::new();
-    if request.expired {
-        swept_dead = sqlx::query(SWEEP_EXPIRED_LAST)
-            .bind(request.max_attempts)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        rows = sqlx::query_as(CLAIM_EXPIRED)
-            .bind(request.lease_ms)
-            .bind(request.max_attempts)
-            .bind(request.limit)
-            .fetch_all(&mut *tx)
-            .await?;
-    }
-    let reclaimed = rows.len() as u64;
-    let left = request.limit - rows.len() as i64;
-    if left > 0 {
-        rows.extend(
-            sqlx::query_as::<_, ClaimedRow>(CLAIM_READY)
-                .bind(request.lease_ms)
-                .bind(left)
-                .fetch_all(&mut *tx)
-                .await?,
-        );
-    }
-    rows.sort_by_key(|row| row.id);
-    Ok(Claimed {
-        rows,
-        reclaimed,
-        swept_dead,
-    })
+    claim_in_body!(tx, request, SWEEP_EXPIRED_LAST, CLAIM_EXPIRED, CLAIM_READY)
 }
 
 /// PostgreSQL behind a pool.
