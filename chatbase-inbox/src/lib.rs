@@ -1,4 +1,12 @@
-#![doc = include_str!("../README.md")]
+// The README's examples open SQLite inboxes: they run as doctests where the
+// store they use is built in.
+#![cfg_attr(feature = "sqlite", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "sqlite"),
+    doc = "A durable inbox for verified Chatbase webhook deliveries: stored once, \
+           processed at least once, retried, never lost. See the crate's README \
+           (its examples use the default `sqlite` feature)."
+)]
 //!
 //! # Feature flags
 //!
