@@ -140,18 +140,19 @@ where
             return Ok(Self(event));
         }
         let recorder = Recorder::new();
+        let (parts, body) = req.into_parts();
+        // Borrowed, not cloned: a clone would be two more updates of the
+        // verifier's shared reference count per request.
         let verifier = (state as &dyn Any)
             .downcast_ref::<Verifier>()
-            .or_else(|| req.extensions().get::<Verifier>())
-            .cloned();
+            .or_else(|| parts.extensions.get::<Verifier>());
         let Some(verifier) = verifier else {
             recorder.record(Outcome::Unavailable, "missing_verifier", None);
             return Err(recorder
                 .span()
                 .in_scope(|| ChatbaseRejection::MissingVerifier.logged()));
         };
-        let (parts, body) = req.into_parts();
-        let event = verify(&verifier, &parts, body, &recorder)
+        let event = verify(verifier, &parts, body, &recorder)
             .instrument(recorder.span().clone())
             .await?;
         accepted(&recorder, &event);
