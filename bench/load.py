@@ -5,9 +5,11 @@ Each server runs alone (release build, RUST_LOG=off) while wrk sends it the same
 workload: `wrk -t1 -c32`, a warm-up then a measured run, POST /webhook with a
 signed 167-byte leads.submit. Rounds alternate between the servers of a group;
 each figure is the median over the rounds, and every ratio compares servers of
-one run. Server CPU per request comes from /proc/<pid>/stat (user + system)
-around the measured run: steadier than requests/s on a machine where wrk and the
-server share the cores.
+one run, two ways: the ratio of the two medians, and the median of the ratios
+within each round (the two servers of a round ran minutes apart at most, so
+this one cancels the host's slow drifts). Server CPU per request comes from
+/proc/<pid>/stat (user + system) around the measured run: steadier than
+requests/s on a machine where wrk and the server share the cores.
 
 Groups:
 
@@ -18,6 +20,8 @@ Groups:
 - metrics: each receiver with its metrics on and a Prometheus recorder installed
   (METRICS_PORT) against the same receiver built without the feature (<= 1.03x
   CPU per request). The recorder's counter is checked against the requests sent.
+  The cost measured is a few per cent, within the spread of 3 rounds, so this
+  group runs METRICS_ROUNDS rounds (default 9).
 - inbox: the axum and actix receivers with a durable inbox (SQLite; PostgreSQL
   when a server is available) against the same receivers without one ("in
   memory", >= 0.20x requests/s), and the axum receiver's inbox route committing
@@ -42,6 +46,7 @@ import urllib.request
 SECRET = "load-benchmark-secret"
 BODY_FILE = "bench/sample-leads-submit.json"
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
+METRICS_ROUNDS = int(os.environ.get("METRICS_ROUNDS", "9"))
 DURATION = int(os.environ.get("DURATION", "10"))
 WARMUP = int(os.environ.get("WARMUP", "2"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "32"))
@@ -96,6 +101,7 @@ def groups(work, postgres_url):
             ("actix-web: metrics on + recorder / off", "actix metrics on + recorder", "actix metrics off", "cpu <= 1.03"),
         ],
         "workload": "sample",
+        "rounds": METRICS_ROUNDS,
     }
     inbox_servers = [
         server("axum in memory", release("axum-receiver")),
@@ -377,15 +383,16 @@ def main():
         all_groups = groups(work, postgres_url)
         failed = False
         print(f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s after a {WARMUP}s warm-up, "
-              f"{ROUNDS} alternating rounds, medians; signed 167-byte leads.submit")
+              f"alternating rounds, medians; signed 167-byte leads.submit")
         for name in names:
             group = all_groups[name]
+            rounds = group.get("rounds", ROUNDS)
             results = {spec["name"]: [] for spec in group["servers"]}
-            for round_ in range(1, ROUNDS + 1):
+            for round_ in range(1, rounds + 1):
                 for index, spec in enumerate(group["servers"]):
                     result = measure(spec, BASE_PORT + index, work, stores, group["workload"])
                     results[spec["name"]].append(result)
-                    print(f"{name} round {round_}/{ROUNDS}  {spec['name']:<34} {result['rps']:>10,.0f} req/s "
+                    print(f"{name} round {round_}/{rounds}  {spec['name']:<34} {result['rps']:>10,.0f} req/s "
                           f"{result['cpu_us']:6.1f} µs CPU", file=sys.stderr)
                     for problem in result["problems"]:
                         print(f"ERROR {spec['name']}: {problem}", file=sys.stderr)
@@ -413,7 +420,7 @@ def report(name, group, results):
             "stored": any(run["rows"] is not None for run in runs),
         }
     print()
-    print(f"### {name}")
+    print(f"### {name} ({len(next(iter(results.values())))} rounds)")
     print()
     print("| server | requests/s | ± | CPU µs/request | peak RSS | non-2xx | stored / acknowledged |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -424,14 +431,25 @@ def report(name, group, results):
               f"{m['rss_mib']:.1f} MiB | {m['non2xx']} | {stored} |")
         failed |= m["non2xx"] > 0
     print()
-    print("| ratio | requests/s | CPU per request | target |")
-    print("|---|---:|---:|---|")
+    print("Ratios of the medians, then the median of the ratios within each round (and")
+    print("their range over the rounds).")
+    print()
+    print("| ratio | requests/s | CPU per request | requests/s, per round | CPU per request, per round | target |")
+    print("|---|---:|---:|---:|---:|---|")
     for label, numerator, denominator, target in group["ratios"]:
         a, b = med[numerator], med[denominator]
-        print(f"| {label} | {a['rps'] / b['rps']:.3f} | {a['cpu_us'] / b['cpu_us']:.3f} | {target} |")
+        per_round = list(zip(results[numerator], results[denominator]))
+        rps = paired([x["rps"] / y["rps"] for x, y in per_round])
+        cpu = paired([x["cpu_us"] / y["cpu_us"] for x, y in per_round])
+        print(f"| {label} | {a['rps'] / b['rps']:.3f} | {a['cpu_us'] / b['cpu_us']:.3f} | {rps} | {cpu} | {target} |")
     if failed:
         print("\nERROR: some responses were not 2xx: the load did not measure what it should")
     return failed
+
+
+def paired(ratios):
+    """The median of per-round ratios, and their range."""
+    return f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})"
 
 
 TARGET_DIR = os.environ.get("LOAD_TARGET_DIR", "target")

@@ -4,7 +4,7 @@
 # measures; BENCHMARKS.md for the latest figures.
 #
 # Usage: bench/load.sh [receivers] [metrics] [inbox]     (default: all three)
-#   env: ROUNDS=3 DURATION=10 WARMUP=2 CONNECTIONS=32 THREADS=1 BASE_PORT=18100
+#   env: ROUNDS=3 METRICS_ROUNDS=9 DURATION=10 WARMUP=2 CONNECTIONS=32 THREADS=1 BASE_PORT=18100
 #        CHATBASE_TEST_POSTGRES_URL (else a throwaway cluster from
 #        .ci/postgres.sh; LOAD_POSTGRES=0: none), CARGO_TARGET_DIR
 set -euo pipefail
