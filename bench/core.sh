@@ -12,9 +12,13 @@ cd "$(dirname "$0")/.."
 
 cargo bench -p chatbase-core --bench verify -- "$@"
 
-python3 - <<'PY'
+# Wherever cargo puts its builds: CARGO_TARGET_DIR, a .cargo/config target-dir...
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+TARGET_DIR="$target_dir" python3 - <<'PY'
 import json, os
-root = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "criterion")
+root = os.path.join(os.environ["TARGET_DIR"], "criterion")
 def median(size, name):
     path = os.path.join(root, f"verify_{size}", name, "new", "estimates.json")
     return json.load(open(path))["median"]["point_estimate"]
