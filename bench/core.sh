@@ -12,9 +12,7 @@ cd "$(dirname "$0")/.."
 
 cargo bench -p chatbase-core --bench verify -- "$@"
 
-# Wherever cargo puts its builds: CARGO_TARGET_DIR, a .cargo/config target-dir...
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(bench/target-dir.sh)
 
 TARGET_DIR="$target_dir" python3 - <<'PY'
 import json, os

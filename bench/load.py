@@ -397,7 +397,7 @@ def main():
                     for problem in result["problems"]:
                         print(f"ERROR {spec['name']}: {problem}", file=sys.stderr)
                         failed = True
-            failed |= report(name, group, results)
+            failed |= report(name, group, results, rounds)
         return 1 if failed else 0
     finally:
         if started:
@@ -405,7 +405,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(name, group, results):
+def report(name, group, results, rounds):
     med = {}
     for server_name, runs in results.items():
         rps = [run["rps"] for run in runs]
@@ -420,7 +420,7 @@ def report(name, group, results):
             "stored": any(run["rows"] is not None for run in runs),
         }
     print()
-    print(f"### {name} ({len(next(iter(results.values())))} rounds)")
+    print(f"### {name} ({rounds} rounds)")
     print()
     print("| server | requests/s | ± | CPU µs/request | peak RSS | non-2xx | stored / acknowledged |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -29,8 +29,7 @@ for tool in wrk python3; do
 done
 
 # Wherever cargo puts its builds: CARGO_TARGET_DIR, a .cargo/config target-dir...
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(bench/target-dir.sh)
 
 echo "building release binaries" >&2
 if [[ " ${groups[*]} " == *" metrics "* ]]; then
